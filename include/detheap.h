@@ -1,0 +1,368 @@
+/*
+ * detheap.h - the public API of detheap, a deterministic memory allocator.
+ *
+ * detheap hands out memory from 13 size classes (16, 32, 48, 64, 128, 256,
+ * 512 B, 1, 2, 4, 8, 16 and 64 KiB), each with a LIFO free list, and from a
+ * best-fit pool of page-granular "large" blocks for anything bigger.  Every
+ * address (as an offset from the heap's base), every handle and every
+ * statistic is a pure function of the sequence of calls made on the heap:
+ * nothing depends on time, randomness, ASLR, the environment or the contents
+ * of uninitialised memory.  A heap created at a fixed base therefore returns
+ * identical absolute addresses in every process that makes the same calls.
+ *
+ * Two APIs share one heap:
+ *   - the handle API (dh_alloc, dh_free(h, handle), dh_get, dh_write), which
+ *     is faithful to the original design: handles of freed blocks are reused
+ *     LIFO, and using a stale handle is harmless;
+ *   - the pointer API (dh_heap_malloc & co, dh_free(ptr)), malloc-style.
+ *
+ * Threads: a heap is used by one thread at a time.  Calls on different heaps
+ * may run concurrently.  dh_free(ptr) and dh_heap_of() may be called from
+ * any thread, but the heap the pointer belongs to must not be in use by
+ * another thread at that moment.  Creating and destroying heaps is
+ * thread-safe.
+ *
+ * Errors: functions returning a pointer return NULL and set errno; the handle
+ * API returns DH_HANDLE_NULL or false.  The library never prints on its own:
+ * misuse is reported through the heap's error policy (dh_config_t.on_error).
+ */
+#ifndef DETHEAP_H
+#define DETHEAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define DH_API __attribute__((visibility("default")))
+#define DH_NODISCARD __attribute__((warn_unused_result))
+#else
+#define DH_API
+#define DH_NODISCARD
+#endif
+
+/* ---- version ------------------------------------------------------------ */
+
+#define DH_VERSION_MAJOR 0
+#define DH_VERSION_MINOR 1
+#define DH_VERSION_PATCH 0
+/* One number, comparable: 0x00MMmmpp. */
+#define DH_VERSION \
+    ((DH_VERSION_MAJOR << 16) | (DH_VERSION_MINOR << 8) | DH_VERSION_PATCH)
+
+/* The version of the library actually linked, as DH_VERSION.  O(1). */
+DH_API uint32_t dh_version(void);
+
+/* ---- constants ---------------------------------------------------------- */
+
+/* Number of size classes and the largest class.  Requests above
+ * DH_MAX_CLASS_SIZE are served by large blocks. */
+#define DH_NUM_CLASSES 13
+#define DH_MAX_CLASS_SIZE 65536u
+
+/* Heaps are reserved at multiples of this alignment (4 GiB) so that a
+ * pointer's heap can be found in O(1).  A fixed base must be such a
+ * multiple. */
+#define DH_HEAP_ALIGN ((uint64_t)1 << 32)
+
+/* Default size of a heap's reserved address range (64 GiB).  Reserving
+ * costs no memory; only what is used is committed. */
+#define DH_DEFAULT_RESERVE ((uint64_t)64 << 30)
+
+/* The size of class c (0 <= c < DH_NUM_CLASSES), or 0 for any other c. */
+DH_API size_t dh_class_size(int c);
+
+/* The class that serves a request of n bytes: the smallest class whose size
+ * is >= n (n = 0 is served by class 0), or -1 when n > DH_MAX_CLASS_SIZE.
+ * O(1), no table walk. */
+DH_API int dh_size_class(size_t n);
+
+/* ---- configuration ------------------------------------------------------ */
+
+typedef struct dh_heap dh_heap_t; /* opaque */
+
+/* What the heap does when the pointer API is handed a pointer that is not
+ * a live block start (see docs/ERRORS.md for every case). */
+typedef enum dh_on_error {
+    DH_ON_ERROR_IGNORE = 0, /* count it in the stats and carry on (default) */
+    DH_ON_ERROR_WARN,       /* count, write one line to stderr, carry on */
+    DH_ON_ERROR_ABORT,      /* count, write one line to stderr, abort() */
+    DH_ON_ERROR_CALLBACK    /* count, call dh_config_t.error_callback */
+} dh_on_error_t;
+
+/* Why a pointer was rejected. */
+typedef enum dh_error_code {
+    DH_ERR_NONE = 0,
+    DH_ERR_DOUBLE_FREE,   /* the block at that address is already free */
+    DH_ERR_NOT_A_BLOCK,   /* inside a heap, but no block starts there */
+    DH_ERR_FOREIGN,       /* not inside any detheap heap */
+    DH_ERR_MISALIGNED,    /* not 16-byte aligned, so never a block start */
+    DH_ERR_WRONG_HEAP,    /* a live block of another heap than the one named */
+    DH_ERR_COUNT
+} dh_error_code_t;
+
+/* What an error callback is told. */
+typedef struct dh_error {
+    const char *call;      /* the API call, e.g. "dh_free" or "free" */
+    const void *ptr;       /* the pointer that was rejected */
+    dh_error_code_t code;  /* why */
+    int size_class;        /* class of the block involved, or -1 */
+    const char *message;   /* the same as one line of text, no newline */
+} dh_error_t;
+
+typedef void (*dh_error_fn)(const dh_error_t *err, void *user);
+
+/* Configuration for dh_heap_create.  Initialise with dh_config_init (or
+ * DH_CONFIG_INIT) and change only the fields you need. */
+typedef struct dh_config {
+    uint32_t struct_size;   /* sizeof(dh_config_t), set by dh_config_init */
+    uint32_t version;       /* DH_VERSION the caller was compiled against */
+    uint64_t reserve;       /* bytes of address space to reserve; rounded up
+                               to 64 KiB; minimum 1 MiB.  0 = default. */
+    uintptr_t base;         /* 0: anywhere.  Else the exact base address, a
+                               multiple of DH_HEAP_ALIGN; creation fails with
+                               EEXIST if any part of the range is taken. */
+    dh_on_error_t on_error; /* error policy of the pointer API */
+    dh_error_fn error_callback; /* with DH_ON_ERROR_CALLBACK */
+    void *error_user;       /* passed to error_callback */
+} dh_config_t;
+
+#define DH_CONFIG_INIT \
+    { sizeof(dh_config_t), DH_VERSION, 0, 0, DH_ON_ERROR_IGNORE, NULL, NULL }
+
+/* Fill *cfg with the defaults.  O(1), thread-safe. */
+DH_API void dh_config_init(dh_config_t *cfg);
+
+/* ---- heap lifetime ------------------------------------------------------ */
+
+/* Create a heap: reserve cfg->reserve bytes of address space (nothing is
+ * committed but one header page) and return the heap, which lives at the
+ * start of its own range.  cfg may be NULL for the defaults.
+ * Cost: a few system calls.  Thread-safe.
+ * Fails, returning NULL, with errno:
+ *   EINVAL  cfg->struct_size is wrong, reserve is out of range, base is not a
+ *           multiple of DH_HEAP_ALIGN, or on_error is not a known policy;
+ *   EEXIST  base was given and part of the range is already mapped;
+ *   ENOMEM  the address space could not be reserved or the header committed. */
+DH_API DH_NODISCARD dh_heap_t *dh_heap_create(const dh_config_t *cfg);
+
+/* Destroy a heap and return its whole range to the OS.  Every pointer and
+ * handle of the heap becomes invalid.  NULL is a no-op.  Thread-safe with
+ * respect to other heaps; the heap itself must not be in use. */
+DH_API void dh_heap_destroy(dh_heap_t *heap);
+
+/* The heap that owns ptr (live or free block, or any address inside the
+ * heap's range), or NULL.  O(1), thread-safe. */
+DH_API dh_heap_t *dh_heap_of(const void *ptr);
+
+/* The first address of the heap's reserved range; block offsets are taken
+ * from here.  O(1). */
+DH_API uintptr_t dh_heap_base(const dh_heap_t *heap);
+
+/* ---- pointer API -------------------------------------------------------- */
+
+/* Allocate at least n bytes, 16-byte aligned (blocks of a power-of-two class
+ * up to 4 KiB are aligned to their size).  n = 0 gives a unique minimum
+ * block.  O(1) for n <= 64 KiB; O(log F) above, F = free large blocks.
+ * The contents are deterministic: zero for freshly carved memory, else what
+ * the program last wrote there, except the first 8 bytes, which are zero.
+ * Fails with NULL and errno ENOMEM when the reserved range or the OS runs
+ * out; the heap is unchanged and stays usable. */
+DH_API DH_NODISCARD void *dh_heap_malloc(dh_heap_t *heap, size_t n);
+
+/* Allocate count*size zeroed bytes.  Fails with ENOMEM if count*size
+ * overflows or memory runs out. */
+DH_API DH_NODISCARD void *dh_heap_calloc(dh_heap_t *heap, size_t count,
+                                         size_t size);
+
+/* Resize ptr's block to n bytes, keeping min(old, n) bytes.  ptr = NULL is
+ * dh_heap_malloc.  n = 0 frees ptr and returns NULL.  In place when n still
+ * fits the block's class (or, for a large block, its pages or a free
+ * neighbour); otherwise allocate, copy, free.  On failure returns NULL with
+ * errno ENOMEM and leaves ptr untouched.  An invalid ptr is reported through
+ * the error policy and NULL is returned with errno EINVAL. */
+DH_API DH_NODISCARD void *dh_heap_realloc(dh_heap_t *heap, void *ptr,
+                                          size_t n);
+
+/* Allocate n bytes aligned to align, a power of two (any power of two up to
+ * half the reserve).  Fails with EINVAL for a bad alignment, ENOMEM when out
+ * of memory. */
+DH_API DH_NODISCARD void *dh_heap_aligned_alloc(dh_heap_t *heap, size_t align,
+                                                size_t n);
+
+/* Free a block of any heap (the heap is found from the pointer in O(1)).
+ * NULL is a no-op.  A pointer that is not a live block start is never freed:
+ * it is reported through its heap's error policy (or, when it belongs to no
+ * heap, the global one, see dh_set_default_error_policy).
+ * O(1) for class blocks, O(log F) for large ones.
+ *
+ * `dh_free` is also the handle API's free: dh_free(heap, handle) expands to
+ * dh_free_handle.  The one-argument form is the function below. */
+DH_API void(dh_free)(void *ptr);
+
+/* Free ptr, which must belong to heap; a live block of another heap is
+ * rejected with DH_ERR_WRONG_HEAP. */
+DH_API void dh_heap_free(dh_heap_t *heap, void *ptr);
+
+/* The number of bytes usable at ptr (the class size, or the large block's
+ * size), or 0 for NULL or any pointer that is not a live block start.
+ * O(1), never reports through the error policy. */
+DH_API size_t dh_usable_size(const void *ptr);
+
+/* ---- handle API (the original design) ----------------------------------- */
+
+/* A block handle.  Handles of freed blocks are reused (LIFO within a class),
+ * exactly as block indices were in the original design: a handle whose block
+ * was handed out again refers to the new allocation. */
+typedef struct dh_handle {
+    uint64_t id; /* the block's offset from the heap base / 16; 0 = none */
+} dh_handle_t;
+
+#define DH_HANDLE_NULL ((dh_handle_t){0})
+
+/* Allocate a block of at least size bytes and return its handle, or
+ * DH_HANDLE_NULL with errno ENOMEM when memory runs out.  Same cost and
+ * placement as dh_heap_malloc (the two share the heap). */
+DH_API DH_NODISCARD dh_handle_t dh_alloc(dh_heap_t *heap, size_t size);
+
+/* Free the block of a handle.  A freed, stale, double-freed or never-issued
+ * handle is a no-op that only counts (stats.rejected_handle_frees): this is
+ * the original design's behaviour, and it never goes through the error
+ * policy.  O(1) for class blocks, O(log F) for large ones. */
+DH_API void dh_free_handle(dh_heap_t *heap, dh_handle_t handle);
+
+/* The block's bytes and, in *len (if len is not NULL), its usable size; or
+ * NULL (and *len = 0) when the handle is not live.  O(1). */
+DH_API void *dh_get(const dh_heap_t *heap, dh_handle_t handle, size_t *len);
+
+/* Copy min(len, block size) bytes of data into the block.  Returns false,
+ * writing nothing, when the handle is not live.  O(len). */
+DH_API bool dh_write(dh_heap_t *heap, dh_handle_t handle, const void *data,
+                     size_t len);
+
+/* The handle of a live block start, or DH_HANDLE_NULL.  O(1). */
+DH_API dh_handle_t dh_handle_of(const void *ptr);
+
+/* The address of a live handle's block, or NULL.  O(1). */
+DH_API void *dh_ptr_of(const dh_heap_t *heap, dh_handle_t handle);
+
+/* dh_free(p) frees a pointer, dh_free(heap, handle) a handle. */
+#define DH_PICK3_(a, b, c, ...) c
+#define dh_free(...) \
+    DH_PICK3_(__VA_ARGS__, dh_free_handle, (dh_free), )(__VA_ARGS__)
+
+/* ---- statistics --------------------------------------------------------- */
+
+#define DH_STATS_VERSION 1
+
+typedef struct dh_class_stats {
+    uint64_t size;      /* the class size in bytes */
+    uint64_t allocs;    /* allocations served from this class */
+    uint64_t frees;     /* blocks of this class freed (rejected not counted) */
+    uint64_t live;      /* blocks in use */
+    uint64_t free;      /* blocks on the free list, waiting for reuse */
+    uint64_t carved;    /* blocks ever carved from fresh storage */
+    uint64_t peak_live; /* largest value `live` has had */
+    uint64_t spans;     /* 64 KiB spans given to this class */
+} dh_class_stats_t;
+
+typedef struct dh_stats {
+    uint32_t struct_size;      /* sizeof(dh_stats_t) of the library */
+    uint32_t version;          /* DH_STATS_VERSION */
+    /* The original design's figures. */
+    uint64_t alloc_count;      /* every successful allocation */
+    uint64_t free_count;       /* frees that freed a live block */
+    uint64_t live_count;       /* blocks in use (O(1)) */
+    uint64_t total_blocks;     /* blocks ever carved from fresh storage */
+    uint64_t storage_bytes;    /* bytes carved from the range; never shrinks */
+    uint64_t free_block_count; /* free blocks waiting for reuse */
+    /* Memory. */
+    uint64_t live_bytes;       /* usable bytes of the blocks in use */
+    uint64_t peak_live_bytes;  /* largest value live_bytes has had */
+    uint64_t requested_bytes;  /* bytes asked for by the live blocks' callers
+                                  (class blocks: as last allocated) */
+    uint64_t committed_bytes;  /* data and state map committed; never shrinks */
+    uint64_t reserved_bytes;   /* the heap's reserved range */
+    uint64_t failed_allocs;    /* allocations that returned NULL/ENOMEM */
+    /* Large blocks (page-granular, > 64 KiB or over-aligned). */
+    uint64_t large_allocs;
+    uint64_t large_frees;
+    uint64_t large_live_count;
+    uint64_t large_live_bytes;
+    uint64_t large_free_count;  /* free large blocks (after coalescing) */
+    uint64_t large_free_bytes;
+    /* Misuse. */
+    uint64_t rejected_frees;        /* pointer frees/reallocs rejected */
+    uint64_t rejected_by_code[DH_ERR_COUNT];
+    uint64_t rejected_handle_frees; /* no-op handle frees */
+    dh_class_stats_t classes[DH_NUM_CLASSES];
+} dh_stats_t;
+
+/* Fill *out with the heap's statistics.  Pass sizeof(*out) as out_size; a
+ * smaller size (an older caller) gets the prefix that fits.  Returns false
+ * (EINVAL) if heap or out is NULL or out_size is below the two header
+ * fields.  O(DH_NUM_CLASSES). */
+DH_API bool dh_heap_stats(const dh_heap_t *heap, dh_stats_t *out,
+                          size_t out_size);
+
+/* ---- checking and walking ----------------------------------------------- */
+
+/* Result of dh_heap_check: DH_CHECK_OK, or the number (I1, I2, ...) of the
+ * first invariant found broken; see docs/DESIGN.md. */
+typedef enum dh_check {
+    DH_CHECK_OK = 0,
+    DH_CHECK_I1 = 1,  /* state map: every block start has a valid state */
+    DH_CHECK_I2,      /* spans: every carved block lies in a span of its class */
+    DH_CHECK_I3,      /* free lists: each holds only free blocks of its class */
+    DH_CHECK_I4,      /* free-list lengths and per-class counters agree */
+    DH_CHECK_I5,      /* large blocks tile their ranges; sizes agree */
+    DH_CHECK_I6,      /* no two free large blocks are neighbours */
+    DH_CHECK_I7,      /* the free-large tree is ordered and balanced */
+    DH_CHECK_I8,      /* carved storage, top and committed end agree */
+    DH_CHECK_I9       /* live counts and live bytes agree with the blocks */
+} dh_check_t;
+
+/* Validate every invariant of the heap.  Never aborts, never changes the
+ * heap.  O(carved storage).  Returns DH_CHECK_OK or the first broken one. */
+DH_API dh_check_t dh_heap_check(const dh_heap_t *heap);
+
+/* What the walker reports for each block, in address order. */
+typedef struct dh_block_info {
+    void *ptr;        /* the block's address */
+    size_t size;      /* its usable size */
+    int size_class;   /* its class, or -1 for a large block */
+    bool live;        /* in use (true) or free (false) */
+} dh_block_info_t;
+
+/* Return false from the visitor to stop the walk. */
+typedef bool (*dh_visit_fn)(const dh_block_info_t *block, void *user);
+
+/* Visit every carved block of the heap (live and free) in address order.
+ * Returns the number of blocks visited.  The visitor must not call into the
+ * heap.  O(carved blocks). */
+DH_API size_t dh_heap_walk(const dh_heap_t *heap, dh_visit_fn visit,
+                           void *user);
+
+/* ---- global error policy ------------------------------------------------ */
+
+/* The policy for pointers that belong to no heap (DH_ERR_FOREIGN), used by
+ * dh_free and dh_heap_realloc.  Default DH_ON_ERROR_IGNORE.  Returns false
+ * (EINVAL) for an unknown policy.  Thread-safe. */
+DH_API bool dh_set_default_error_policy(dh_on_error_t policy, dh_error_fn cb,
+                                        void *user);
+
+/* How many foreign pointers have been rejected by the global policy. */
+DH_API uint64_t dh_foreign_frees(void);
+
+/* A name for an error code ("double free", ...), never NULL. */
+DH_API const char *dh_error_name(dh_error_code_t code);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DETHEAP_H */

@@ -1,0 +1,28 @@
+/*
+ * bin.c - carving class blocks.  Each class has a current span (64 KiB from
+ * the range, see large.c) cut into blocks of the class size in address
+ * order, one block per call, exactly as the original design carves one new
+ * block from fresh storage when a free list is empty.  The LIFO free lists
+ * themselves are handled inline in heap.c, where the fast paths live.
+ *
+ *   span: | blk 0 | blk 1 | blk 2 | ... | blk k-1 | waste |
+ *                           ^ carve                ^ carve_end
+ *   k = 65536 / class size; waste = 65536 mod class size (16 B for 48).
+ */
+#include "internal.h"
+
+void *dh_bin_alloc_slow(dh_heap_t *h, int c) {
+    dh_bin_t *b = &h->bins[c];
+    uintptr_t size = dh_class_sizes[c];
+    if (b->carve_end - b->carve < size) {
+        uintptr_t span = (uintptr_t)dh_span_take(h);
+        if (span == 0) return NULL;
+        b->carve = span;
+        b->carve_end = span + (DH_SPAN / size) * size;
+        b->spans++;
+    }
+    uintptr_t p = b->carve;
+    b->carve += size;
+    b->carved++;
+    return (void *)p;
+}

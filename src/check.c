@@ -1,0 +1,208 @@
+/*
+ * check.c - the heap walker and the full validator (tier 3 of checking).
+ *
+ * Both read the heap through the state map alone: from data_start up to top
+ * the carved storage is a sequence of spans and large blocks.  A large block
+ * starts with a large head state and carries its size in its tags; anything
+ * else is a span, whose first block is always carved and names the class.
+ * dh_heap_check re-derives every counter from that walk, follows every free
+ * list and the large tree, and compares; it reads only memory the heap owns
+ * and never writes, so it is safe on a damaged heap.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+/* What a walk finds, for the validator to compare with the counters. */
+typedef struct census {
+    uint64_t live[DH_NUM_CLASSES], free[DH_NUM_CLASSES];
+    uint64_t large_live, large_live_bytes, large_free, large_free_bytes;
+    uint64_t live_bytes;
+} census_t;
+
+typedef struct walker {
+    const dh_heap_t *h;
+    dh_visit_fn visit; /* NULL when only checking */
+    void *user;
+    size_t visited;
+    bool stopped;
+    census_t n;
+} walker_t;
+
+static bool emit(walker_t *w, uintptr_t p, size_t size, int c, bool live) {
+    w->visited++;
+    if (w->visit == NULL || w->stopped) return true;
+    dh_block_info_t info = {(void *)p, size, c, live};
+    if (!w->visit(&info, w->user)) w->stopped = true;
+    return true;
+}
+
+static bool all_zero(const uint8_t *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != DH_ST_NONE) return false;
+    return true;
+}
+
+/* A large block at p: returns its end, or 0 with *bad set. */
+static uintptr_t walk_large(walker_t *w, uintptr_t p, bool *prev_free,
+                            dh_check_t *bad) {
+    const dh_heap_t *h = w->h;
+    const uint8_t *st = dh_state_at(h, p);
+    uint64_t pages = dh_tag_read(st + 1);
+    uintptr_t bytes = (uintptr_t)pages << DH_PAGE_SHIFT;
+    if (pages == 0 || bytes > h->top - p) return *bad = DH_CHECK_I5, 0;
+    size_t granules = bytes >> DH_GRANULE_SHIFT;
+    for (int i = 1; i <= DH_TAG_BYTES; i++)
+        if (!dh_st_is_tag(st[i]) || !dh_st_is_tag(st[granules - i]))
+            return *bad = DH_CHECK_I5, 0;
+    if (dh_tag_read(st + granules - DH_TAG_BYTES) != pages)
+        return *bad = DH_CHECK_I5, 0;
+    if (!all_zero(st + 1 + DH_TAG_BYTES, granules - 1 - 2 * DH_TAG_BYTES))
+        return *bad = DH_CHECK_I1, 0;
+    bool live = st[0] == DH_ST_LIVE_LARGE;
+    if (!live && (*prev_free || p + bytes == h->top))
+        return *bad = DH_CHECK_I6, 0;
+    *prev_free = !live;
+    if (live) {
+        w->n.large_live++;
+        w->n.large_live_bytes += bytes;
+        w->n.live_bytes += bytes;
+    } else {
+        w->n.large_free++;
+        w->n.large_free_bytes += bytes;
+    }
+    emit(w, p, bytes, -1, live);
+    return p + bytes;
+}
+
+/* A span at p of the class named by its first block. */
+static uintptr_t walk_span(walker_t *w, uintptr_t p, dh_check_t *bad) {
+    const dh_heap_t *h = w->h;
+    const uint8_t *st = dh_state_at(h, p);
+    int c = dh_st_is_live_class(st[0])   ? st[0] - DH_ST_LIVE
+            : dh_st_is_free_class(st[0]) ? st[0] - DH_ST_FREE
+                                         : -1;
+    if (c < 0 || DH_SPAN > h->top - p) return *bad = DH_CHECK_I2, 0;
+    size_t size = dh_class_sizes[c], g = size >> DH_GRANULE_SHIFT;
+    bool carving = true;
+    for (uintptr_t q = p; q < p + DH_SPAN; q += size) {
+        const uint8_t *s = dh_state_at(h, q);
+        size_t span_left = (p + DH_SPAN - q) >> DH_GRANULE_SHIFT;
+        size_t n = g < span_left ? g : span_left;
+        if (!all_zero(s + 1, n - 1)) return *bad = DH_CHECK_I2, 0;
+        if (q + size > p + DH_SPAN || s[0] == DH_ST_NONE) {
+            if (s[0] != DH_ST_NONE) return *bad = DH_CHECK_I2, 0;
+            carving = false;
+            continue;
+        }
+        bool live = s[0] == DH_ST_LIVE + c;
+        if (!carving || (!live && s[0] != DH_ST_FREE + c))
+            return *bad = DH_CHECK_I2, 0;
+        if (live) {
+            w->n.live[c]++;
+            w->n.live_bytes += size;
+        } else {
+            w->n.free[c]++;
+        }
+        emit(w, q, size, c, live);
+    }
+    return p + DH_SPAN;
+}
+
+static dh_check_t walk(walker_t *w) {
+    const dh_heap_t *h = w->h;
+    dh_check_t bad = DH_CHECK_OK;
+    bool prev_free = false;
+    for (uintptr_t p = h->data_start; p < h->top && !w->stopped;) {
+        uint8_t s = *dh_state_at(h, p);
+        if (s == DH_ST_LIVE_LARGE || s == DH_ST_FREE_LARGE) {
+            p = walk_large(w, p, &prev_free, &bad);
+        } else {
+            prev_free = false;
+            p = walk_span(w, p, &bad);
+        }
+        if (p == 0) return bad;
+    }
+    return DH_CHECK_OK;
+}
+
+size_t dh_heap_walk(const dh_heap_t *h, dh_visit_fn visit, void *user) {
+    if (h == NULL || visit == NULL) return 0;
+    walker_t w = {.h = h, .visit = visit, .user = user};
+    walk(&w);
+    return w.visited;
+}
+
+/* ---- the validator -------------------------------------------------------- */
+
+static dh_check_t check_bounds(const dh_heap_t *h) {
+    if (h->magic != DH_HEAP_MAGIC) return DH_CHECK_I8;
+    if (!(h->data_start <= h->top && h->top <= h->high_water &&
+          h->high_water <= h->commit_end && h->commit_end <= h->limit))
+        return DH_CHECK_I8;
+    if (h->state_commit_end < (uintptr_t)dh_state_at(h, h->commit_end))
+        return DH_CHECK_I8;
+    return DH_CHECK_OK;
+}
+
+/* Follow bin c's free list; it must hold exactly `expect` free blocks. */
+static dh_check_t check_free_list(const dh_heap_t *h, int c, uint64_t expect) {
+    uint64_t n = 0;
+    for (void *p = h->bins[c].head; p != NULL; p = *(void **)p) {
+        uintptr_t a = (uintptr_t)p;
+        if (n++ >= expect || (a & (DH_GRANULE - 1)) || !dh_in_data(h, a) ||
+            *dh_state_at(h, a) != DH_ST_FREE + c)
+            return DH_CHECK_I3;
+    }
+    return n == expect ? DH_CHECK_OK : DH_CHECK_I3;
+}
+
+/* In-order walk of the large tree; returns the height or -1 if bad. */
+static int check_tree(const dh_heap_t *h, const dh_large_node_t *t,
+                      const dh_large_node_t **prev, uint64_t *count,
+                      uint64_t limit) {
+    if (t == NULL) return 0;
+    uintptr_t a = (uintptr_t)t;
+    if (++*count > limit || (a & (DH_PAGE - 1)) || !dh_in_data(h, a) ||
+        *dh_state_at(h, a) != DH_ST_FREE_LARGE ||
+        dh_large_pages(h, a) != t->pages)
+        return -1;
+    int l = check_tree(h, t->left, prev, count, limit);
+    if (l < 0) return -1;
+    const dh_large_node_t *p = *prev;
+    if (p && !(p->pages < t->pages || (p->pages == t->pages && p < t)))
+        return -1;
+    *prev = t;
+    int r = check_tree(h, t->right, prev, count, limit);
+    if (r < 0 || l - r > 1 || r - l > 1) return -1;
+    int height = (l > r ? l : r) + 1;
+    return height == t->height ? height : -1;
+}
+
+dh_check_t dh_heap_check(const dh_heap_t *h) {
+    if (h == NULL) return DH_CHECK_I8;
+    dh_check_t r = check_bounds(h);
+    if (r != DH_CHECK_OK) return r;
+    walker_t w = {.h = h};
+    r = walk(&w);
+    if (r != DH_CHECK_OK) return r;
+    for (int c = 0; c < DH_NUM_CLASSES; c++) {
+        const dh_bin_t *b = &h->bins[c];
+        if (b->carved != w.n.live[c] + w.n.free[c] ||
+            b->allocs - b->frees != w.n.live[c])
+            return DH_CHECK_I4;
+        r = check_free_list(h, c, w.n.free[c]);
+        if (r != DH_CHECK_OK) return r;
+    }
+    const dh_large_node_t *prev = NULL;
+    uint64_t nodes = 0;
+    if (check_tree(h, h->large_root, &prev, &nodes, w.n.large_free) < 0 ||
+        nodes != w.n.large_free || nodes != h->large_free_count ||
+        w.n.large_free_bytes != h->large_free_bytes)
+        return DH_CHECK_I7;
+    if (w.n.large_live != h->large_live_count ||
+        w.n.large_live_bytes != h->large_live_bytes ||
+        w.n.live_bytes != h->live_bytes || h->live_bytes > h->peak_live_bytes)
+        return DH_CHECK_I9;
+    return DH_CHECK_OK;
+}

@@ -1,0 +1,273 @@
+/*
+ * heap.c - the dh_heap_* entry points: dispatch between class blocks (the
+ * LIFO free lists, inline here because they are the fast path) and large
+ * blocks; free with pointer validation; realloc, calloc, aligned
+ * allocation; statistics.
+ *
+ * Cost: a class allocation is a table look-up, a free-list pop (or a carve
+ * from the class's span), one state byte store and a few counters.  A free
+ * is one state byte load that both validates the pointer and names its
+ * class, one store, and a push.  Everything else is on the slow paths.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* ---- class blocks: the fast paths ---------------------------------------- */
+
+void *dh_heap_alloc_class(dh_heap_t *h, int c) {
+    dh_bin_t *b = &h->bins[c];
+    void **p = b->head;
+    if (DH_LIKELY(p != NULL)) {
+        DH_ASSERT("I3", *dh_state_at(h, (uintptr_t)p) == DH_ST_FREE + c);
+        b->head = *p;
+        *p = NULL; /* the link is not left for the caller to see */
+    } else {
+        p = dh_bin_alloc_slow(h, c);
+        if (DH_UNLIKELY(p == NULL)) {
+            h->failed_allocs++;
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    *dh_state_at(h, (uintptr_t)p) = (uint8_t)(DH_ST_LIVE + c);
+    b->allocs++;
+    h->live_bytes += dh_class_sizes[c];
+    if (h->live_bytes > h->peak_live_bytes) h->peak_live_bytes = h->live_bytes;
+    return p;
+}
+
+/* Free a block known to be live, whose state byte is s. */
+void dh_heap_release(dh_heap_t *h, uintptr_t p, uint8_t s) {
+    if (DH_LIKELY(dh_st_is_live_class(s))) {
+        int c = s - DH_ST_LIVE;
+        dh_bin_t *b = &h->bins[c];
+        *dh_state_at(h, p) = (uint8_t)(DH_ST_FREE + c);
+        *(void **)p = b->head;
+        b->head = (void *)p;
+        b->frees++;
+        h->live_bytes -= dh_class_sizes[c];
+        return;
+    }
+    DH_ASSERT("I1", s == DH_ST_LIVE_LARGE);
+    dh_large_free(h, p);
+}
+
+/* The state byte of p if p is a live block start of h, else 0. */
+uint8_t dh_live_state(const dh_heap_t *h, uintptr_t p) {
+    if ((p & (DH_GRANULE - 1)) || !dh_in_data(h, p)) return 0;
+    uint8_t s = *dh_state_at(h, p);
+    return (dh_st_is_live_class(s) || s == DH_ST_LIVE_LARGE) ? s : 0;
+}
+
+size_t dh_block_size(const dh_heap_t *h, uintptr_t p, uint8_t s) {
+    if (dh_st_is_live_class(s)) return dh_class_sizes[s - DH_ST_LIVE];
+    return (size_t)dh_large_pages(h, p) << DH_PAGE_SHIFT;
+}
+
+/* ---- lifetime --------------------------------------------------------------- */
+
+void dh_config_init(dh_config_t *cfg) {
+    if (cfg == NULL) return;
+    dh_config_t d = DH_CONFIG_INIT;
+    *cfg = d;
+}
+
+dh_heap_t *dh_heap_create(const dh_config_t *cfg) {
+    return dh_region_create(cfg);
+}
+
+void dh_heap_destroy(dh_heap_t *h) {
+    if (h != NULL && h->magic == DH_HEAP_MAGIC) dh_region_destroy(h);
+}
+
+dh_heap_t *dh_heap_of(const void *ptr) {
+    return dh_region_lookup((uintptr_t)ptr);
+}
+
+uintptr_t dh_heap_base(const dh_heap_t *h) { return h ? h->base : 0; }
+
+/* ---- pointer API ------------------------------------------------------------ */
+
+void *dh_heap_malloc(dh_heap_t *h, size_t n) {
+    int c = dh_class_of(n);
+    if (DH_LIKELY(c >= 0)) return dh_heap_alloc_class(h, c);
+    return dh_large_alloc(h, n, 0);
+}
+
+void *dh_heap_calloc(dh_heap_t *h, size_t count, size_t size) {
+    size_t n;
+    if (__builtin_mul_overflow(count, size, &n)) {
+        h->failed_allocs++;
+        errno = ENOMEM;
+        return NULL;
+    }
+    uintptr_t fresh = h->high_water; /* memory from here up is still zero */
+    void *p = dh_heap_malloc(h, n);
+    if (p == NULL) return NULL;
+    uintptr_t a = (uintptr_t)p;
+    if (a < fresh) memset(p, 0, a + n <= fresh ? n : fresh - a);
+    return p;
+}
+
+void *dh_heap_aligned_alloc(dh_heap_t *h, size_t align, size_t n) {
+    if (align == 0 || (align & (align - 1)) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (align <= DH_GRANULE) return dh_heap_malloc(h, n);
+    /* Class blocks of a power-of-two size up to 4 KiB are aligned to their
+     * size, and the larger classes to 4 KiB, because spans are 4 KiB
+     * aligned; 48 is the one class that is not a power of two. */
+    if (align <= DH_PAGE && n <= DH_MAX_CLASS_SIZE) {
+        int c = dh_class_of(n > align ? n : align);
+        if (dh_class_sizes[c] == 48) c++;
+        return dh_heap_alloc_class(h, c);
+    }
+    return dh_large_alloc(h, n, align);
+}
+
+/* Free p, which is claimed to belong to h, on behalf of `call`. */
+static void free_in(dh_heap_t *h, uintptr_t p, const char *call) {
+    uint8_t s = dh_live_state(h, p);
+    if (DH_LIKELY(s != 0)) {
+        dh_heap_release(h, p, s);
+        return;
+    }
+    int c;
+    dh_error_code_t code = dh_classify(h, p, &c);
+    dh_report(h, call, (void *)p, code, c);
+}
+
+/* Report a pointer that is not in h's range: another heap's, or foreign. */
+static void reject_outside(dh_heap_t *h, uintptr_t p, const char *call) {
+    dh_heap_t *other = dh_region_lookup(p);
+    if (other != NULL && dh_live_state(other, p))
+        dh_report(h, call, (void *)p, DH_ERR_WRONG_HEAP, -1);
+    else
+        dh_report(h, call, (void *)p, DH_ERR_FOREIGN, -1);
+}
+
+void(dh_free)(void *ptr) {
+    if (ptr == NULL) return;
+    uintptr_t p = (uintptr_t)ptr;
+    dh_heap_t *h = dh_region_lookup(p);
+    if (h == NULL) {
+        dh_report(NULL, "dh_free", ptr, DH_ERR_FOREIGN, -1);
+        return;
+    }
+    free_in(h, p, "dh_free");
+}
+
+void dh_heap_free(dh_heap_t *h, void *ptr) {
+    if (ptr == NULL) return;
+    uintptr_t p = (uintptr_t)ptr;
+    if (p - h->base >= h->size) {
+        reject_outside(h, p, "dh_heap_free");
+        return;
+    }
+    free_in(h, p, "dh_heap_free");
+}
+
+size_t dh_usable_size(const void *ptr) {
+    uintptr_t p = (uintptr_t)ptr;
+    dh_heap_t *h = dh_region_lookup(p);
+    if (h == NULL) return 0;
+    uint8_t s = dh_live_state(h, p);
+    return s ? dh_block_size(h, p, s) : 0;
+}
+
+/* Move a live block to a new one of n bytes. */
+static void *realloc_move(dh_heap_t *h, uintptr_t p, uint8_t s, size_t n) {
+    void *q = dh_heap_malloc(h, n);
+    if (q == NULL) return NULL;
+    size_t old = dh_block_size(h, p, s);
+    memcpy(q, (void *)p, old < n ? old : n);
+    dh_heap_release(h, p, s);
+    return q;
+}
+
+void *dh_heap_realloc(dh_heap_t *h, void *ptr, size_t n) {
+    if (ptr == NULL) return dh_heap_malloc(h, n);
+    uintptr_t p = (uintptr_t)ptr;
+    if (p - h->base >= h->size) {
+        reject_outside(h, p, "dh_heap_realloc");
+        errno = EINVAL;
+        return NULL;
+    }
+    uint8_t s = dh_live_state(h, p);
+    if (s == 0) {
+        int c;
+        dh_error_code_t code = dh_classify(h, p, &c);
+        dh_report(h, "dh_heap_realloc", ptr, code, c);
+        errno = EINVAL;
+        return NULL;
+    }
+    if (n == 0) {
+        dh_heap_release(h, p, s);
+        return NULL;
+    }
+    int c = dh_class_of(n);
+    if (dh_st_is_live_class(s)) {
+        if (c == s - DH_ST_LIVE) return ptr; /* the class still fits */
+    } else if (c < 0 && dh_large_resize(h, p, n)) {
+        return ptr;
+    }
+    return realloc_move(h, p, s, n);
+}
+
+/* ---- statistics ------------------------------------------------------------- */
+
+bool dh_heap_stats(const dh_heap_t *h, dh_stats_t *out, size_t out_size) {
+    if (h == NULL || out == NULL || out_size < 2 * sizeof(uint32_t)) {
+        errno = EINVAL;
+        return false;
+    }
+    dh_stats_t s;
+    memset(&s, 0, sizeof s);
+    s.struct_size = sizeof s;
+    s.version = DH_STATS_VERSION;
+    for (int c = 0; c < DH_NUM_CLASSES; c++) {
+        const dh_bin_t *b = &h->bins[c];
+        dh_class_stats_t *cs = &s.classes[c];
+        cs->size = dh_class_sizes[c];
+        cs->allocs = b->allocs;
+        cs->frees = b->frees;
+        cs->live = b->allocs - b->frees;
+        cs->carved = b->carved;
+        cs->free = b->carved - cs->live;
+        cs->spans = b->spans;
+        s.alloc_count += b->allocs;
+        s.free_count += b->frees;
+        s.live_count += cs->live;
+        s.total_blocks += b->carved;
+        s.free_block_count += cs->free;
+    }
+    s.alloc_count += h->large_allocs;
+    s.free_count += h->large_frees;
+    s.live_count += h->large_live_count;
+    s.total_blocks += h->large_carved;
+    s.free_block_count += h->large_free_count;
+    s.storage_bytes = h->high_water - h->data_start;
+    s.live_bytes = h->live_bytes;
+    s.peak_live_bytes = h->peak_live_bytes;
+    s.committed_bytes =
+        (h->commit_end - h->data_start) +
+        (h->state_commit_end - (uintptr_t)dh_state_at(h, h->data_start));
+    s.reserved_bytes = h->size;
+    s.failed_allocs = h->failed_allocs;
+    s.large_allocs = h->large_allocs;
+    s.large_frees = h->large_frees;
+    s.large_live_count = h->large_live_count;
+    s.large_live_bytes = h->large_live_bytes;
+    s.large_free_count = h->large_free_count;
+    s.large_free_bytes = h->large_free_bytes;
+    for (int i = 0; i < DH_ERR_COUNT; i++) {
+        s.rejected_by_code[i] = h->rejected_by_code[i];
+        s.rejected_frees += h->rejected_by_code[i];
+    }
+    s.rejected_handle_frees = h->rejected_handle_frees;
+    memcpy(out, &s, out_size < sizeof s ? out_size : sizeof s);
+    return true;
+}

@@ -1,0 +1,226 @@
+/*
+ * internal.h - detheap's vocabulary, numbered invariants, the heap struct
+ * and the assert macros.  Every source file of the library includes it.
+ *
+ * Vocabulary
+ * ----------
+ *   range      the heap's reserved address range [base, base + size).
+ *   header     the first DH_HEADER_SIZE bytes of the range: struct dh_heap.
+ *   state map  one byte per 16-byte granule of the range, right after the
+ *              header: what starts at that granule (see "State bytes").
+ *   data       [data_start, limit): where spans and large blocks are carved,
+ *              bottom up; `top` is the first byte never carved (or given
+ *              back to the top by a freed large block).
+ *   class      one of the 13 size classes; class c serves sizes up to
+ *              dh_class_size(c).
+ *   span       64 KiB of data given to one class and cut into its blocks
+ *              in address order, one at a time ("carving").
+ *   bin        per class: a LIFO free list threaded through the free blocks
+ *              themselves (first 8 bytes: next pointer), and the class's
+ *              current span with its carve pointer.
+ *   block      what the APIs hand out: a class block, or a large block.
+ *   large      a block of whole 4 KiB pages, for > 64 KiB or over-aligned
+ *              requests; free large blocks are coalesced and kept in an AVL
+ *              tree ordered by (pages, address), for best fit.
+ *   handle     a block's offset from base, divided by 16.
+ *
+ *   Range layout:
+ *
+ *   base                                data_start            top     limit
+ *   | header | state map (size/16 bytes) | span | large | span |.......|
+ *                                        ^ 64 KiB aligned     ^ carved up
+ *                                                               to here
+ *
+ * State bytes (one per granule g; "start" = a block starts at g):
+ *   0x00          nothing starts here (inside a block, or not carved)
+ *   0x01 + c      live class-c block starts here         (c = 0..12)
+ *   0x0e          live large block starts here
+ *   0x41 + c      free class-c block starts here (on bin c's free list)
+ *   0x4e          free large block starts here (in the large tree)
+ *   0x80 | 6 bits a large block's size tag: its page count, 6 bits a byte,
+ *                 low bits first, in the 6 granules after its start (head
+ *                 tag) and in its last 6 granules (tail tag, for the left
+ *                 neighbour to be found when coalescing).
+ *
+ * Invariants (dh_heap_check reports the first broken one by number)
+ * ----------
+ *   I1  Every granule's state byte is one of the values above; a start byte
+ *       lies at an address aligned to its block's alignment.
+ *   I2  Every carved class-c block lies wholly inside a span whose blocks
+ *       are all of class c, at span + i * size(c); nothing else starts
+ *       inside a span.
+ *   I3  Bin c's free list holds exactly the blocks whose state is free
+ *       class c, each once, and nothing else.
+ *   I4  For each class: carved = live + free, with live = allocs - frees
+ *       and free = the free list's length.
+ *   I5  Spans and large blocks tile [data_start, top) without gaps; a large
+ *       block's head and tail tags both hold its page count.
+ *   I6  No two free large blocks are neighbours, and no free large block
+ *       ends at top (both would have been merged).
+ *   I7  The large tree holds exactly the free large blocks, ordered by
+ *       (pages, address), with correct AVL heights and balance.
+ *   I8  data_start <= top <= high water <= commit_end <= limit; the state
+ *       map is committed for [data_start, commit_end).
+ *   I9  The live counts and live bytes in the stats equal the sum over the
+ *       live blocks found by walking the heap.
+ *
+ * Determinism (also an invariant): no decision depends on time,
+ * randomness, the base address, thread timing or uninitialised memory.
+ */
+#ifndef DH_INTERNAL_H
+#define DH_INTERNAL_H
+
+#include "config.h"
+#include "detheap.h"
+#include "os.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DH_LIKELY(x) __builtin_expect(!!(x), 1)
+#define DH_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define DH_INLINE static inline __attribute__((always_inline))
+
+/* Tier 2: internal O(1) assertions, compiled out of release builds.  The
+ * invariant number goes first so the message cites it. */
+#if DH_DEBUG
+#define DH_ASSERT(inv, cond)                                              \
+    do {                                                                  \
+        if (DH_UNLIKELY(!(cond)))                                         \
+            dh_assert_fail(inv, #cond, __FILE__, __LINE__);               \
+    } while (0)
+#else
+#define DH_ASSERT(inv, cond) ((void)0)
+#endif
+DH_HIDDEN _Noreturn void dh_assert_fail(const char *inv, const char *cond,
+                                        const char *file, int line);
+
+/* ---- state bytes --------------------------------------------------------- */
+
+enum {
+    DH_ST_NONE = 0x00,
+    DH_ST_LIVE = 0x01,       /* + class */
+    DH_ST_LIVE_LARGE = 0x0e,
+    DH_ST_FREE = 0x41,       /* + class */
+    DH_ST_FREE_LARGE = 0x4e,
+    DH_ST_TAG = 0x80,        /* | 6 bits of a page count */
+    DH_TAG_BYTES = 6         /* 36 bits of page count */
+};
+
+DH_INLINE bool dh_st_is_live_class(uint8_t s) {
+    return (uint8_t)(s - DH_ST_LIVE) < DH_NUM_CLASSES;
+}
+DH_INLINE bool dh_st_is_free_class(uint8_t s) {
+    return (uint8_t)(s - DH_ST_FREE) < DH_NUM_CLASSES;
+}
+DH_INLINE bool dh_st_is_tag(uint8_t s) { return (s & DH_ST_TAG) != 0; }
+
+/* ---- the heap ------------------------------------------------------------ */
+
+/* Per class: free list and carving. */
+typedef struct dh_bin {
+    void *head;          /* LIFO free list: newest freed block, or NULL */
+    uintptr_t carve;     /* next block to carve in the current span */
+    uintptr_t carve_end; /* end of the current span's usable part */
+    uint64_t allocs;     /* allocations served (stats) */
+    uint64_t frees;      /* blocks freed (stats) */
+    uint64_t carved;     /* blocks carved (stats) */
+    uint64_t spans;      /* spans taken (stats) */
+} dh_bin_t;
+
+/* A free large block's tree node, kept in the block's first bytes. */
+typedef struct dh_large_node {
+    struct dh_large_node *left, *right; /* AVL children */
+    uint64_t pages;                     /* size in pages (the key) */
+    int32_t height;                     /* AVL height, leaf = 1 */
+} dh_large_node_t;
+
+#define DH_HEAP_MAGIC 0x70616568746564ull /* "detheap" */
+
+struct dh_heap {
+    uint64_t magic;          /* DH_HEAP_MAGIC while the heap exists */
+    uintptr_t base;          /* first byte of the range (also the header) */
+    uintptr_t size;          /* usable bytes of the range */
+    uintptr_t mapped;        /* bytes reserved from the OS (>= size) */
+    uint8_t *state;          /* state map: state[(p - base) >> 4] */
+    uintptr_t data_start;    /* first byte of data */
+    uintptr_t top;           /* first byte not carved */
+    uintptr_t high_water;    /* highest top ever (storage never shrinks) */
+    uintptr_t commit_end;    /* data committed below here */
+    uintptr_t state_commit_end; /* state map committed below here */
+    uintptr_t limit;         /* end of data */
+    size_t os_page;          /* commit granularity */
+    dh_bin_t bins[DH_NUM_CLASSES];
+    dh_large_node_t *large_root; /* AVL tree of free large blocks */
+    /* Statistics not held by the bins. */
+    uint64_t live_bytes, peak_live_bytes;
+    uint64_t large_allocs, large_frees, large_carved;
+    uint64_t large_live_count, large_live_bytes;
+    uint64_t large_free_count, large_free_bytes;
+    uint64_t failed_allocs;
+    uint64_t rejected_by_code[DH_ERR_COUNT];
+    uint64_t rejected_handle_frees;
+    /* Error policy. */
+    dh_on_error_t on_error;
+    dh_error_fn error_callback;
+    void *error_user;
+};
+
+/* ---- address helpers ----------------------------------------------------- */
+
+DH_INLINE uint8_t *dh_state_at(const dh_heap_t *h, uintptr_t p) {
+    return &h->state[(p - h->base) >> DH_GRANULE_SHIFT];
+}
+DH_INLINE bool dh_in_data(const dh_heap_t *h, uintptr_t p) {
+    return p - h->data_start < h->top - h->data_start;
+}
+
+/* ---- functions shared between files (hidden) ----------------------------- */
+
+/* sizeclass.c */
+DH_HIDDEN extern const uint32_t dh_class_sizes[DH_NUM_CLASSES];
+DH_HIDDEN extern const uint8_t dh_small_class[65]; /* by (n + 15) >> 4 */
+DH_INLINE int dh_class_of(size_t n) {
+    if (DH_LIKELY(n <= 1024)) return dh_small_class[(n + 15) >> 4];
+    if (n > DH_MAX_CLASS_SIZE) return -1;
+    if (n > 16384) return 12;
+    /* 1025..16384: 2 KiB (class 8) .. 16 KiB (class 11), by bit length */
+    return 61 - __builtin_clzll((unsigned long long)(n - 1));
+}
+
+/* region.c: growth of the carved part of the range. */
+DH_HIDDEN bool dh_region_grow(dh_heap_t *h, uintptr_t new_top);
+DH_HIDDEN dh_heap_t *dh_region_lookup(uintptr_t p);
+DH_HIDDEN dh_heap_t *dh_region_create(const dh_config_t *cfg);
+DH_HIDDEN void dh_region_destroy(dh_heap_t *h);
+
+/* bin.c: class blocks. */
+DH_HIDDEN void *dh_bin_alloc_slow(dh_heap_t *h, int c);
+DH_HIDDEN void *dh_span_take(dh_heap_t *h); /* a fresh span, or NULL */
+
+/* large.c: large blocks. */
+DH_HIDDEN void *dh_large_alloc(dh_heap_t *h, size_t n, size_t align);
+DH_HIDDEN void dh_large_free(dh_heap_t *h, uintptr_t p);
+DH_HIDDEN uint64_t dh_large_pages(const dh_heap_t *h, uintptr_t p);
+DH_HIDDEN bool dh_large_resize(dh_heap_t *h, uintptr_t p, size_t n);
+DH_HIDDEN void dh_large_set(dh_heap_t *h, uintptr_t p, uint64_t pages,
+                            uint8_t head);
+DH_HIDDEN uint64_t dh_tag_read(const uint8_t *tag);
+
+/* heap.c: the shared allocation paths. */
+DH_HIDDEN void *dh_heap_alloc_class(dh_heap_t *h, int c);
+DH_HIDDEN void dh_heap_release(dh_heap_t *h, uintptr_t p, uint8_t s);
+DH_HIDDEN uint8_t dh_live_state(const dh_heap_t *h, uintptr_t p);
+DH_HIDDEN size_t dh_block_size(const dh_heap_t *h, uintptr_t p, uint8_t s);
+
+/* diag.c: reporting misuse through the error policy. */
+DH_HIDDEN void dh_report(dh_heap_t *h, const char *call, const void *ptr,
+                         dh_error_code_t code, int size_class);
+DH_HIDDEN dh_error_code_t dh_classify(const dh_heap_t *h, uintptr_t p,
+                                      int *size_class);
+DH_HIDDEN size_t dh_format_error(char *buf, size_t cap, const char *call,
+                                 const void *ptr, dh_error_code_t code,
+                                 int size_class);
+
+#endif /* DH_INTERNAL_H */

@@ -1,0 +1,55 @@
+/*
+ * os.h - the contract between detheap and the operating system.  These are
+ * the only functions that make system calls; one backend per file
+ * (os_posix.c), chosen by the build.  os_fault.c wraps a backend to inject
+ * failures in tests.
+ *
+ * Every function preserves errno unless it says it sets it, and none is
+ * called with a lock held.  None allocates memory.
+ *
+ * Backends define the functions under the names DH_OS_FN(name): dh_os_NAME,
+ * or dh_os_real_NAME when compiled with DH_OS_WRAPPED for os_fault.c to
+ * wrap.
+ */
+#ifndef DH_OS_H
+#define DH_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef DH_OS_FN
+#ifdef DH_OS_WRAPPED /* this backend is wrapped by os_fault.c */
+#define DH_OS_FN(name) dh_os_real_##name
+#else
+#define DH_OS_FN(name) dh_os_##name
+#endif
+#endif
+
+#define DH_HIDDEN __attribute__((visibility("hidden")))
+
+/* Reserve size bytes of address space, inaccessible and uncommitted.
+ * With fixed != 0 the range must start exactly there: if any of it is
+ * already mapped, fail with errno EEXIST and change nothing.  Otherwise the
+ * range starts at a multiple of align (a power of two >= the OS page).
+ * Returns the start, or NULL with errno set (ENOMEM, EEXIST). */
+DH_HIDDEN void *DH_OS_FN(reserve)(size_t size, size_t align, uintptr_t fixed);
+
+/* Give a whole reserved range back.  Precondition: p, size as reserved. */
+DH_HIDDEN void DH_OS_FN(release)(void *p, size_t size);
+
+/* Make [p, p+size) readable and writable; fresh pages read as zero.
+ * p and size are multiples of the OS page.  Returns false with errno
+ * ENOMEM if the OS refuses. */
+DH_HIDDEN bool DH_OS_FN(commit)(void *p, size_t size);
+
+/* The OS page size (a power of two, at most 64 KiB). */
+DH_HIDDEN size_t DH_OS_FN(page_size)(void);
+
+/* Write len bytes to standard error, retrying on EINTR; errors ignored. */
+DH_HIDDEN void DH_OS_FN(write_stderr)(const char *s, size_t len);
+
+/* Terminate the process abnormally (SIGABRT), never returning. */
+DH_HIDDEN _Noreturn void DH_OS_FN(abort)(void);
+
+#endif /* DH_OS_H */

@@ -1,0 +1,66 @@
+/*
+ * os_fault.c - a fault-injecting OS backend for tests.  It forwards to the
+ * real backend (compiled with DH_OS_FN(name) = dh_os_real_name) and makes
+ * chosen calls to commit or reserve fail with ENOMEM, as if the OS refused.
+ *
+ * Tests steer it through dh_fault_set(): "fail the k-th commit from now" or
+ * "fail every commit".  Only the test build links this file.
+ */
+#include "os_fault.h"
+#include "os.h"
+
+#include <errno.h>
+
+#define REAL(name) dh_os_real_##name
+void *REAL(reserve)(size_t size, size_t align, uintptr_t fixed);
+void REAL(release)(void *p, size_t size);
+bool REAL(commit)(void *p, size_t size);
+size_t REAL(page_size)(void);
+void REAL(write_stderr)(const char *s, size_t len);
+_Noreturn void REAL(abort)(void);
+
+static long commit_countdown = -1;  /* fail when it reaches 0; -1 = never */
+static bool commit_always_fails;
+static long reserve_countdown = -1;
+static unsigned long commits_seen;
+
+void dh_fault_set(long fail_commit_in, bool fail_all_commits,
+                  long fail_reserve_in) {
+    commit_countdown = fail_commit_in;
+    commit_always_fails = fail_all_commits;
+    reserve_countdown = fail_reserve_in;
+}
+
+unsigned long dh_fault_commits_seen(void) { return commits_seen; }
+
+static bool due(long *countdown) {
+    if (*countdown < 0) return false;
+    return (*countdown)-- == 0;
+}
+
+void *dh_os_reserve(size_t size, size_t align, uintptr_t fixed) {
+    if (due(&reserve_countdown)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return REAL(reserve)(size, align, fixed);
+}
+
+void dh_os_release(void *p, size_t size) { REAL(release)(p, size); }
+
+bool dh_os_commit(void *p, size_t size) {
+    commits_seen++;
+    if (commit_always_fails || due(&commit_countdown)) {
+        errno = ENOMEM;
+        return false;
+    }
+    return REAL(commit)(p, size);
+}
+
+size_t dh_os_page_size(void) { return REAL(page_size)(); }
+
+void dh_os_write_stderr(const char *s, size_t len) {
+    REAL(write_stderr)(s, len);
+}
+
+_Noreturn void dh_os_abort(void) { REAL(abort)(); }

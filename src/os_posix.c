@@ -1,0 +1,109 @@
+/*
+ * os_posix.c - the OS backend for Linux (and other POSIX systems with
+ * mmap/mprotect).  Reservation is an inaccessible private anonymous mapping
+ * with MAP_NORESERVE; commit is mprotect to read/write, which the kernel
+ * backs with zero pages on first touch.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "os.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+static void *map_none(void *hint, size_t size, int extra) {
+    return mmap(hint, size, PROT_NONE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | extra, -1, 0);
+}
+
+static void *reserve_fixed(size_t size, uintptr_t fixed) {
+    void *p = map_none((void *)fixed, size, MAP_FIXED_NOREPLACE);
+    if (p == MAP_FAILED) {
+        if (errno != EEXIST) errno = ENOMEM;
+        return NULL;
+    }
+    if ((uintptr_t)p != fixed) { /* a kernel that took the flag as a hint */
+        munmap(p, size);
+        errno = EEXIST;
+        return NULL;
+    }
+    return p;
+}
+
+void *DH_OS_FN(reserve)(size_t size, size_t align, uintptr_t fixed) {
+    int saved = errno;
+    if (fixed != 0) {
+        void *p = reserve_fixed(size, fixed);
+        if (p != NULL) errno = saved;
+        return p;
+    }
+    /* Over-reserve, then trim to the aligned part. */
+    size_t span = size + align;
+    if (span < size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    char *raw = map_none(NULL, span, 0);
+    if (raw == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+    size_t front = start - (uintptr_t)raw;
+    if (front) munmap(raw, front);
+    size_t back = span - front - size;
+    if (back) munmap((char *)start + size, back);
+    errno = saved;
+    return (void *)start;
+}
+
+void DH_OS_FN(release)(void *p, size_t size) {
+    int saved = errno;
+    munmap(p, size);
+    errno = saved;
+}
+
+bool DH_OS_FN(commit)(void *p, size_t size) {
+    int saved = errno;
+    if (mprotect(p, size, PROT_READ | PROT_WRITE) != 0) {
+        errno = ENOMEM;
+        return false;
+    }
+    errno = saved;
+    return true;
+}
+
+size_t DH_OS_FN(page_size)(void) {
+    static size_t cached;
+    if (cached == 0) {
+        int saved = errno;
+        long v = sysconf(_SC_PAGESIZE);
+        cached = v > 0 ? (size_t)v : 4096;
+        errno = saved;
+    }
+    return cached;
+}
+
+void DH_OS_FN(write_stderr)(const char *s, size_t len) {
+    int saved = errno;
+    while (len > 0) {
+        ssize_t n = write(2, s, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        s += n;
+        len -= (size_t)n;
+    }
+    errno = saved;
+}
+
+_Noreturn void DH_OS_FN(abort)(void) {
+    abort();
+}

@@ -1,0 +1,142 @@
+/*
+ * region.c - a heap's reserved range: creating it, committing it as the
+ * carved part grows, and the heap map that finds a heap from any address.
+ *
+ * The range is reserved once, aligned to DH_HEAP_ALIGN (4 GiB) and rounded
+ * up to a whole number of such granules, so that each granule belongs to at
+ * most one heap: the heap map, one atomic pointer per 4 GiB of the address
+ * space, then finds the heap of a pointer in O(1).  The range is never moved
+ * and nothing is returned to the OS before dh_heap_destroy.
+ *
+ * Commit: the data is committed in steps of DH_COMMIT_STEP as `top` rises,
+ * state map first, so that a failed commit leaves the heap as it was.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+
+static _Atomic(dh_heap_t *) heap_map[DH_HEAP_MAP_SIZE];
+
+static uintptr_t round_up(uintptr_t v, uintptr_t a) {
+    return (v + a - 1) & ~(a - 1);
+}
+
+dh_heap_t *dh_region_lookup(uintptr_t p) {
+    size_t idx = (size_t)(p >> DH_HEAP_ALIGN_SHIFT);
+    if (idx >= DH_HEAP_MAP_SIZE) return NULL;
+    dh_heap_t *h = atomic_load_explicit(&heap_map[idx], memory_order_acquire);
+    if (h == NULL || p - h->base >= h->size) return NULL;
+    return h;
+}
+
+static void map_set(uintptr_t base, uintptr_t mapped, dh_heap_t *h) {
+    for (uintptr_t a = base; a - base < mapped; a += DH_HEAP_ALIGN) {
+        size_t idx = (size_t)(a >> DH_HEAP_ALIGN_SHIFT);
+        if (idx < DH_HEAP_MAP_SIZE)
+            atomic_store_explicit(&heap_map[idx], h, memory_order_release);
+    }
+}
+
+static bool config_valid(const dh_config_t *cfg) {
+    if (cfg->struct_size != sizeof(dh_config_t)) return false;
+    if (cfg->reserve != 0 &&
+        (cfg->reserve < DH_MIN_RESERVE ||
+         cfg->reserve > ((uint64_t)1 << (DH_ADDRESS_BITS - 1))))
+        return false;
+    if (cfg->base % DH_HEAP_ALIGN != 0) return false;
+    if ((uint64_t)cfg->base >> DH_ADDRESS_BITS) return false;
+    if ((unsigned)cfg->on_error > DH_ON_ERROR_CALLBACK) return false;
+    if (cfg->on_error == DH_ON_ERROR_CALLBACK && !cfg->error_callback)
+        return false;
+    return true;
+}
+
+/* Lay out the header, state map and data of a fresh range. */
+static void layout(dh_heap_t *h, uintptr_t base, uintptr_t size,
+                   uintptr_t mapped, const dh_config_t *cfg) {
+    memset(h, 0, sizeof *h);
+    h->magic = DH_HEAP_MAGIC;
+    h->base = base;
+    h->size = size;
+    h->mapped = mapped;
+    h->state = (uint8_t *)(base + DH_HEADER_SIZE);
+    h->data_start =
+        base + DH_HEADER_SIZE + round_up(size >> DH_GRANULE_SHIFT, DH_SPAN);
+    h->top = h->high_water = h->commit_end = h->data_start;
+    h->state_commit_end = (uintptr_t)dh_state_at(h, h->data_start);
+    h->limit = base + size;
+    h->os_page = dh_os_page_size();
+    for (int c = 0; c < DH_NUM_CLASSES; c++)
+        h->bins[c].carve = h->bins[c].carve_end = 0;
+    h->on_error = cfg->on_error;
+    h->error_callback = cfg->error_callback;
+    h->error_user = cfg->error_user;
+}
+
+dh_heap_t *dh_region_create(const dh_config_t *cfg) {
+    dh_config_t defaults = DH_CONFIG_INIT;
+    if (cfg == NULL) cfg = &defaults;
+    if (!config_valid(cfg)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    uintptr_t size = round_up(cfg->reserve ? cfg->reserve : DH_DEFAULT_RESERVE,
+                              DH_SPAN);
+    uintptr_t mapped = round_up(size, DH_HEAP_ALIGN);
+    void *p = dh_os_reserve(mapped, DH_HEAP_ALIGN, cfg->base);
+    if (p == NULL) return NULL; /* errno from the OS layer */
+    uintptr_t base = (uintptr_t)p;
+    size_t header = round_up(sizeof(dh_heap_t), dh_os_page_size());
+    if (!dh_os_commit(p, header)) {
+        dh_os_release(p, mapped);
+        errno = ENOMEM;
+        return NULL;
+    }
+    dh_heap_t *h = p;
+    layout(h, base, size, mapped, cfg);
+    if (h->data_start + DH_SPAN > h->limit) { /* cannot hold one span */
+        dh_os_release(p, mapped);
+        errno = EINVAL;
+        return NULL;
+    }
+    map_set(base, mapped, h);
+    return h;
+}
+
+void dh_region_destroy(dh_heap_t *h) {
+    uintptr_t base = h->base, mapped = h->mapped;
+    map_set(base, mapped, NULL);
+    h->magic = 0;
+    dh_os_release((void *)base, mapped);
+}
+
+/* Commit state map and data so that [data_start, new_top) is usable. */
+static bool commit_to(dh_heap_t *h, uintptr_t new_top) {
+    uintptr_t target = h->data_start +
+                       round_up(new_top - h->data_start, DH_COMMIT_STEP);
+    if (target > h->limit) target = h->limit;
+    uintptr_t st_end = round_up((uintptr_t)dh_state_at(h, target), h->os_page);
+    if (st_end > h->state_commit_end) {
+        if (!dh_os_commit((void *)h->state_commit_end,
+                          st_end - h->state_commit_end))
+            return false;
+        h->state_commit_end = st_end;
+    }
+    if (!dh_os_commit((void *)h->commit_end, target - h->commit_end))
+        return false;
+    h->commit_end = target;
+    return true;
+}
+
+bool dh_region_grow(dh_heap_t *h, uintptr_t new_top) {
+    DH_ASSERT("I8", new_top >= h->top && new_top <= h->limit);
+    if (new_top > h->commit_end && !commit_to(h, new_top)) {
+        errno = ENOMEM;
+        return false;
+    }
+    h->top = new_top;
+    if (new_top > h->high_water) h->high_water = new_top;
+    return true;
+}

@@ -1,0 +1,75 @@
+/*
+ * detheap.c - the detheap command-line tool: subcommand dispatch.
+ *
+ *   detheap ops [FILE]   replay an op script of the handle API (docs/OPS.md)
+ *
+ * Exit codes: 0 success; 1 the operation failed (e.g. out of memory);
+ * 2 usage error or malformed input.
+ */
+#include <detheap.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ops.h"
+
+static const char usage[] =
+    "usage: detheap <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  ops [FILE]     replay a handle-API op script (stdin if FILE is - or\n"
+    "                 absent) on a fresh heap; one answer per op\n"
+    "\n"
+    "options:\n"
+    "  -h, --help     this help (also: detheap <command> --help)\n"
+    "  --version      print the version\n"
+    "\n"
+    "exit status: 0 success, 1 failure, 2 usage error or malformed input\n";
+
+static const char ops_usage[] =
+    "usage: detheap ops [FILE]\n"
+    "\n"
+    "Replay an op script on a fresh heap and print one answer per op.\n"
+    "Lines: 'a SIZE', 'f K', 'w K LEN B', 'r K LEN', 's'; '#' comments.\n"
+    "See docs/OPS.md for the format.\n";
+
+static int is_help(const char *a) {
+    return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0;
+}
+
+static int cmd_ops(int argc, char **argv) {
+    if (argc > 2 || (argc == 2 && is_help(argv[1]))) {
+        fputs(ops_usage, argc == 2 ? stdout : stderr);
+        return argc == 2 ? 0 : 2;
+    }
+    const char *path = argc == 2 ? argv[1] : "-";
+    FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (in == NULL) {
+        fprintf(stderr, "detheap ops: %s: %s\n", path, strerror(errno));
+        return 2;
+    }
+    int rc = dh_ops_run(in, stdout, stderr, path);
+    if (in != stdin) fclose(in);
+    if (fflush(stdout) != 0) return 1;
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (is_help(cmd)) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        uint32_t v = dh_version();
+        printf("detheap %u.%u.%u\n", v >> 16, (v >> 8) & 255, v & 255);
+        return 0;
+    }
+    if (strcmp(cmd, "ops") == 0) return cmd_ops(argc - 1, argv + 1);
+    fprintf(stderr, "detheap: unknown command '%s'\n\n%s", cmd, usage);
+    return 2;
+}
