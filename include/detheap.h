@@ -121,11 +121,13 @@ typedef void (*dh_error_fn)(const dh_error_t *err, void *user);
 typedef struct dh_config {
     uint32_t struct_size;   /* sizeof(dh_config_t), set by dh_config_init */
     uint32_t version;       /* DH_VERSION the caller was compiled against */
-    uint64_t reserve;       /* bytes of address space to reserve; rounded up
-                               to 64 KiB; minimum 1 MiB.  0 = default. */
+    uint64_t reserve;       /* bytes of address space to reserve, rounded up
+                               to a power of two; 1 MiB .. 64 TiB.
+                               0 = DH_DEFAULT_RESERVE. */
     uintptr_t base;         /* 0: anywhere.  Else the exact base address, a
-                               multiple of DH_HEAP_ALIGN; creation fails with
-                               EEXIST if any part of the range is taken. */
+                               multiple of DH_HEAP_ALIGN and of the rounded
+                               reserve; creation fails with EEXIST if any
+                               part of the range is taken. */
     dh_on_error_t on_error; /* error policy of the pointer API */
     dh_error_fn error_callback; /* with DH_ON_ERROR_CALLBACK */
     void *error_user;       /* passed to error_callback */
@@ -145,7 +147,8 @@ DH_API void dh_config_init(dh_config_t *cfg);
  * Cost: a few system calls.  Thread-safe.
  * Fails, returning NULL, with errno:
  *   EINVAL  cfg->struct_size is wrong, reserve is out of range, base is not a
- *           multiple of DH_HEAP_ALIGN, or on_error is not a known policy;
+ *           multiple of DH_HEAP_ALIGN and of the rounded reserve, on_error
+ *           is not a known policy, or CALLBACK is chosen without a callback;
  *   EEXIST  base was given and part of the range is already mapped;
  *   ENOMEM  the address space could not be reserved or the header committed. */
 DH_API DH_NODISCARD dh_heap_t *dh_heap_create(const dh_config_t *cfg);
@@ -346,6 +349,37 @@ typedef bool (*dh_visit_fn)(const dh_block_info_t *block, void *user);
  * heap.  O(carved blocks). */
 DH_API size_t dh_heap_walk(const dh_heap_t *heap, dh_visit_fn visit,
                            void *user);
+
+/* ---- the process heap --------------------------------------------------- */
+
+/* The default heap API: malloc-style functions on the process heap, which
+ * is also what malloc uses when libdetheap.so is preloaded or linked.  The
+ * process heap is one heap per thread, each in its own slot of the address
+ * range at DETHEAP_BASE (docs/OPTIONS.md), so a thread's addresses depend
+ * only on its own calls and its place in the thread-creation tree
+ * (docs/DESIGN.md, "Threads").  Thread-safe; blocks may be freed by any
+ * thread, with dh_free.  Same errors as the dh_heap_* functions; misuse is
+ * reported through DETHEAP_ON_ERROR (default: abort with a message). */
+DH_API DH_NODISCARD void *dh_malloc(size_t n);
+DH_API DH_NODISCARD void *dh_calloc(size_t count, size_t size);
+DH_API DH_NODISCARD void *dh_realloc(void *ptr, size_t n);
+DH_API DH_NODISCARD void *dh_aligned_alloc(size_t align, size_t n);
+
+/* Statistics summed over every heap of the process heap.  Same contract as
+ * dh_heap_stats.  Exact only while no other thread allocates. */
+DH_API bool dh_process_stats(dh_stats_t *out, size_t out_size);
+
+/* The process fingerprint: a 64-bit hash of every (operation, size,
+ * returned address) of every thread, per heap in call order.  Counted only
+ * while DETHEAP_STATS or DETHEAP_TRACE is set; 0 otherwise. */
+DH_API uint64_t dh_process_fingerprint(void);
+
+/* Tool support: a function that stores up to max return addresses of the
+ * current call stack in frames and returns how many.  With DETHEAP_STACKS=1
+ * and DETHEAP_TRACE set, every traced call records the stack it returns.
+ * Called from inside malloc: it may allocate (those calls are not traced). */
+typedef int (*dh_stack_fn)(void **frames, int max);
+DH_API void dh_set_stack_hook(dh_stack_fn fn);
 
 /* ---- global error policy ------------------------------------------------ */
 

@@ -60,9 +60,10 @@ static uintptr_t walk_large(walker_t *w, uintptr_t p, bool *prev_free,
     if (!all_zero(st + 1 + DH_TAG_BYTES, granules - 1 - 2 * DH_TAG_BYTES))
         return *bad = DH_CHECK_I1, 0;
     bool live = st[0] == DH_ST_LIVE_LARGE;
-    if (!live && (*prev_free || p + bytes == h->top))
+    bool mergeable = st[0] == DH_ST_FREE_LARGE;
+    if (mergeable && (*prev_free || p + bytes == h->top))
         return *bad = DH_CHECK_I6, 0;
-    *prev_free = !live;
+    *prev_free = mergeable;
     if (live) {
         w->n.large_live++;
         w->n.large_live_bytes += bytes;
@@ -115,7 +116,8 @@ static dh_check_t walk(walker_t *w) {
     bool prev_free = false;
     for (uintptr_t p = h->data_start; p < h->top && !w->stopped;) {
         uint8_t s = *dh_state_at(h, p);
-        if (s == DH_ST_LIVE_LARGE || s == DH_ST_FREE_LARGE) {
+        if (s == DH_ST_LIVE_LARGE || s == DH_ST_FREE_LARGE ||
+            s == DH_ST_FREE_FOREIGN) {
             p = walk_large(w, p, &prev_free, &bad);
         } else {
             prev_free = false;

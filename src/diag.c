@@ -128,7 +128,7 @@ dh_error_code_t dh_classify(const dh_heap_t *h, uintptr_t p, int *size_class) {
         *size_class = s - DH_ST_FREE;
         return DH_ERR_DOUBLE_FREE;
     }
-    if (s == DH_ST_FREE_LARGE) {
+    if (s == DH_ST_FREE_LARGE || s == DH_ST_FREE_FOREIGN) {
         *size_class = DH_NUM_CLASSES;
         return DH_ERR_DOUBLE_FREE;
     }

@@ -9,45 +9,19 @@
  * is one state byte load that both validates the pointer and names its
  * class, one store, and a push.  Everything else is on the slow paths.
  */
-#include "internal.h"
+#include "fastpath.h"
 
 #include <errno.h>
 #include <string.h>
 
 /* ---- class blocks: the fast paths ---------------------------------------- */
 
-void *dh_heap_alloc_class(dh_heap_t *h, int c) {
-    dh_bin_t *b = &h->bins[c];
-    void **p = b->head;
-    if (DH_LIKELY(p != NULL)) {
-        DH_ASSERT("I3", *dh_state_at(h, (uintptr_t)p) == DH_ST_FREE + c);
-        b->head = *p;
-        *p = NULL; /* the link is not left for the caller to see */
-    } else {
-        p = dh_bin_alloc_slow(h, c);
-        if (DH_UNLIKELY(p == NULL)) {
-            h->failed_allocs++;
-            errno = ENOMEM;
-            return NULL;
-        }
-    }
-    *dh_state_at(h, (uintptr_t)p) = (uint8_t)(DH_ST_LIVE + c);
-    b->allocs++;
-    h->live_bytes += dh_class_sizes[c];
-    if (h->live_bytes > h->peak_live_bytes) h->peak_live_bytes = h->live_bytes;
-    return p;
-}
+void *dh_heap_alloc_class(dh_heap_t *h, int c) { return dh_fast_alloc(h, c); }
 
 /* Free a block known to be live, whose state byte is s. */
 void dh_heap_release(dh_heap_t *h, uintptr_t p, uint8_t s) {
     if (DH_LIKELY(dh_st_is_live_class(s))) {
-        int c = s - DH_ST_LIVE;
-        dh_bin_t *b = &h->bins[c];
-        *dh_state_at(h, p) = (uint8_t)(DH_ST_FREE + c);
-        *(void **)p = b->head;
-        b->head = (void *)p;
-        b->frees++;
-        h->live_bytes -= dh_class_sizes[c];
+        dh_fast_free(h, p, dh_state_at(h, p), s - DH_ST_LIVE);
         return;
     }
     DH_ASSERT("I1", s == DH_ST_LIVE_LARGE);
@@ -178,8 +152,19 @@ size_t dh_usable_size(const void *ptr) {
     return s ? dh_block_size(h, p, s) : 0;
 }
 
-/* Move a live block to a new one of n bytes. */
-static void *realloc_move(dh_heap_t *h, uintptr_t p, uint8_t s, size_t n) {
+/* Resize the live block p (state byte s); h is the heap that allocates a
+ * new block if one is needed and takes the old one back. */
+void *dh_realloc_block(dh_heap_t *h, uintptr_t p, uint8_t s, size_t n) {
+    if (n == 0) {
+        dh_heap_release(h, p, s);
+        return NULL;
+    }
+    int c = dh_class_of(n);
+    if (dh_st_is_live_class(s)) {
+        if (c == s - DH_ST_LIVE) return (void *)p; /* the class still fits */
+    } else if (c < 0 && dh_large_resize(h, p, n)) {
+        return (void *)p;
+    }
     void *q = dh_heap_malloc(h, n);
     if (q == NULL) return NULL;
     size_t old = dh_block_size(h, p, s);
@@ -204,17 +189,7 @@ void *dh_heap_realloc(dh_heap_t *h, void *ptr, size_t n) {
         errno = EINVAL;
         return NULL;
     }
-    if (n == 0) {
-        dh_heap_release(h, p, s);
-        return NULL;
-    }
-    int c = dh_class_of(n);
-    if (dh_st_is_live_class(s)) {
-        if (c == s - DH_ST_LIVE) return ptr; /* the class still fits */
-    } else if (c < 0 && dh_large_resize(h, p, n)) {
-        return ptr;
-    }
-    return realloc_move(h, p, s, n);
+    return dh_realloc_block(h, p, s, n);
 }
 
 /* ---- statistics ------------------------------------------------------------- */

@@ -36,7 +36,10 @@
  *   0x01 + c      live class-c block starts here         (c = 0..12)
  *   0x0e          live large block starts here
  *   0x41 + c      free class-c block starts here (on bin c's free list)
- *   0x4e          free large block starts here (in the large tree)
+ *   0x4e          free large block starts here (in the large tree of the
+ *                 heap whose range it lies in)
+ *   0x4f          free large block starts here, held in the large tree of
+ *                 another heap (freed by another thread); never coalesced
  *   0x80 | 6 bits a large block's size tag: its page count, 6 bits a byte,
  *                 low bits first, in the 6 granules after its start (head
  *                 tag) and in its last 6 granules (tail tag, for the left
@@ -104,6 +107,7 @@ enum {
     DH_ST_LIVE_LARGE = 0x0e,
     DH_ST_FREE = 0x41,       /* + class */
     DH_ST_FREE_LARGE = 0x4e,
+    DH_ST_FREE_FOREIGN = 0x4f,
     DH_ST_TAG = 0x80,        /* | 6 bits of a page count */
     DH_TAG_BYTES = 6         /* 36 bits of page count */
 };
@@ -141,12 +145,16 @@ typedef struct dh_large_node {
 struct dh_heap {
     uint64_t magic;          /* DH_HEAP_MAGIC while the heap exists */
     uintptr_t base;          /* first byte of the range (also the header) */
-    uintptr_t size;          /* usable bytes of the range */
+    uintptr_t size;          /* bytes of the range: a power of two, and
+                                base is a multiple of it */
+    uintptr_t mask;          /* size - 1 */
     uintptr_t mapped;        /* bytes reserved from the OS (>= size) */
     uint8_t *state;          /* state map: state[(p - base) >> 4] */
+    uint32_t owner_slot;     /* process heaps: the slot this heap lives in */
     uintptr_t data_start;    /* first byte of data */
     uintptr_t top;           /* first byte not carved */
-    uintptr_t high_water;    /* highest top ever (storage never shrinks) */
+    uintptr_t high_water;    /* highest top ever (storage never shrinks);
+                                read by other threads: atomic accesses */
     uintptr_t commit_end;    /* data committed below here */
     uintptr_t state_commit_end; /* state map committed below here */
     uintptr_t limit;         /* end of data */
@@ -165,15 +173,39 @@ struct dh_heap {
     dh_on_error_t on_error;
     dh_error_fn error_callback;
     void *error_user;
+    /* Process heaps only (process.c, thread.c, trace.c). */
+    struct dh_heap *next;     /* link in a hand-over list */
+    uint32_t fresh_children;  /* fresh slots given to threads made here */
+    uint32_t trace_len;       /* bytes waiting in trace_buf */
+    uint64_t fingerprint;     /* hash of every observed call's (op, size,
+                                 result), in this heap's order */
+    uint64_t ops;             /* observed calls */
+    uint8_t *trace_buf;       /* DH_TRACE_BUF bytes in the header area */
 };
+
+/* Bytes of trace buffered per heap (in the heap's header area). */
+#define DH_TRACE_BUF 16384u
 
 /* ---- address helpers ----------------------------------------------------- */
 
+/* The state byte of address p.  It is found from p alone: every heap's
+ * range is aligned to its own power-of-two size and starts with the header
+ * and the state map, and heaps that exchange blocks (the per-thread heaps of
+ * the process) all have the same size.  So h only supplies the mask. */
 DH_INLINE uint8_t *dh_state_at(const dh_heap_t *h, uintptr_t p) {
-    return &h->state[(p - h->base) >> DH_GRANULE_SHIFT];
+    return (uint8_t *)((p & ~h->mask) + DH_HEADER_SIZE) +
+           ((p & h->mask) >> DH_GRANULE_SHIFT);
 }
+DH_INLINE uintptr_t dh_high_water(const dh_heap_t *h) {
+    return __atomic_load_n(&h->high_water, __ATOMIC_RELAXED);
+}
+/* p lies in h's carved data, where its state byte is committed. */
 DH_INLINE bool dh_in_data(const dh_heap_t *h, uintptr_t p) {
-    return p - h->data_start < h->top - h->data_start;
+    return p - h->data_start < dh_high_water(h) - h->data_start;
+}
+/* p lies in h's own range (not another thread heap's). */
+DH_INLINE bool dh_owns(const dh_heap_t *h, uintptr_t p) {
+    return (p & ~h->mask) == h->base;
 }
 
 /* ---- functions shared between files (hidden) ----------------------------- */
@@ -213,6 +245,8 @@ DH_HIDDEN void *dh_heap_alloc_class(dh_heap_t *h, int c);
 DH_HIDDEN void dh_heap_release(dh_heap_t *h, uintptr_t p, uint8_t s);
 DH_HIDDEN uint8_t dh_live_state(const dh_heap_t *h, uintptr_t p);
 DH_HIDDEN size_t dh_block_size(const dh_heap_t *h, uintptr_t p, uint8_t s);
+DH_HIDDEN void *dh_realloc_block(dh_heap_t *h, uintptr_t p, uint8_t s,
+                                 size_t n);
 
 /* diag.c: reporting misuse through the error policy. */
 DH_HIDDEN void dh_report(dh_heap_t *h, const char *call, const void *ptr,

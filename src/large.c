@@ -10,6 +10,10 @@
  * block that reaches the top is merged into it.  Every step is O(log F),
  * F = free large blocks, and depends only on the sequence of calls.
  *
+ * Per-thread heaps: a block freed by a thread other than the one whose
+ * range it lies in goes to the freeing thread's tree, marked foreign, and
+ * is never coalesced, so no heap's carving depends on another's timing.
+ *
  * A block's size is kept out of line, in the state map (internal.h):
  *
  *   granule:  p     p+1 .. p+6         ...   end-6 .. end-1
@@ -163,12 +167,16 @@ static node_t *tree_best_fit(node_t *t, uint64_t pages) {
 
 /* ---- free blocks ---------------------------------------------------------- */
 
+/* Insert a free block into h's tree.  A block in another heap's range
+ * (freed here by another thread) is marked foreign, so that the heap whose
+ * range it is in never merges it into its own free blocks. */
 static void free_insert(dh_heap_t *h, uintptr_t p, uint64_t pages) {
     node_t *n = (node_t *)p;
     n->left = n->right = NULL;
     n->pages = pages;
     n->height = 1;
-    dh_large_set(h, p, pages, DH_ST_FREE_LARGE);
+    dh_large_set(h, p, pages,
+                 dh_owns(h, p) ? DH_ST_FREE_LARGE : DH_ST_FREE_FOREIGN);
     h->large_root = tree_insert(h->large_root, n);
     h->large_free_count++;
     h->large_free_bytes += pages_bytes(pages);
@@ -182,8 +190,13 @@ static void free_remove(dh_heap_t *h, uintptr_t p) {
     large_clear(h, p, n->pages);
 }
 
-/* Give [p, p + pages) back: merge with free neighbours and the top. */
+/* Give [p, p + pages) back: merge with free neighbours and the top.  A
+ * block of another heap's range is kept as it is, never merged. */
 static void give_back(dh_heap_t *h, uintptr_t p, uint64_t pages) {
+    if (!dh_owns(h, p)) {
+        free_insert(h, p, pages);
+        return;
+    }
     if (p > h->data_start) {
         uint8_t *below = dh_state_at(h, p) - 1;
         if (dh_st_is_tag(*below)) {
@@ -287,7 +300,7 @@ void dh_large_free(dh_heap_t *h, uintptr_t p) {
  * Returns false, changing nothing, when it cannot. */
 bool dh_large_resize(dh_heap_t *h, uintptr_t p, size_t n) {
     uint64_t want = pages_for(n), have = dh_large_pages(h, p);
-    if (want == 0) return false;
+    if (want == 0 || (want != have && !dh_owns(h, p))) return false;
     if (want == have) return true;
     uintptr_t end = p + pages_bytes(have);
     if (want > have) {

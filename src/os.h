@@ -49,6 +49,20 @@ DH_HIDDEN size_t DH_OS_FN(page_size)(void);
 /* Write len bytes to standard error, retrying on EINTR; errors ignored. */
 DH_HIDDEN void DH_OS_FN(write_stderr)(const char *s, size_t len);
 
+/* Files, for the trace (trace.c).  open_write creates or truncates path
+ * for appending; open_read opens for reading; both return a descriptor or
+ * -1 (errno set).  write_all retries short writes and EINTR; false on
+ * error.  read returns bytes read, 0 at the end, -1 on error. */
+DH_HIDDEN int DH_OS_FN(open_write)(const char *path);
+DH_HIDDEN int DH_OS_FN(open_read)(const char *path);
+DH_HIDDEN bool DH_OS_FN(write_all)(int fd, const void *buf, size_t len);
+DH_HIDDEN long DH_OS_FN(read)(int fd, void *buf, size_t len);
+DH_HIDDEN void DH_OS_FN(close)(int fd);
+
+/* This process's id and its parent's. */
+DH_HIDDEN uint64_t DH_OS_FN(pid)(void);
+DH_HIDDEN uint64_t DH_OS_FN(ppid)(void);
+
 /* Terminate the process abnormally (SIGABRT), never returning. */
 DH_HIDDEN _Noreturn void DH_OS_FN(abort)(void);
 

@@ -64,3 +64,22 @@ void dh_os_write_stderr(const char *s, size_t len) {
 }
 
 _Noreturn void dh_os_abort(void) { REAL(abort)(); }
+
+int REAL(open_write)(const char *path);
+int REAL(open_read)(const char *path);
+bool REAL(write_all)(int fd, const void *buf, size_t len);
+long REAL(read)(int fd, void *buf, size_t len);
+void REAL(close)(int fd);
+uint64_t REAL(pid)(void);
+uint64_t REAL(ppid)(void);
+int dh_os_open_write(const char *path) { return REAL(open_write)(path); }
+int dh_os_open_read(const char *path) { return REAL(open_read)(path); }
+bool dh_os_write_all(int fd, const void *buf, size_t len) {
+    return REAL(write_all)(fd, buf, len);
+}
+long dh_os_read(int fd, void *buf, size_t len) {
+    return REAL(read)(fd, buf, len);
+}
+void dh_os_close(int fd) { REAL(close)(fd); }
+uint64_t dh_os_pid(void) { return REAL(pid)(); }
+uint64_t dh_os_ppid(void) { return REAL(ppid)(); }

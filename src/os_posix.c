@@ -10,6 +10,7 @@
 #include "os.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -103,6 +104,45 @@ void DH_OS_FN(write_stderr)(const char *s, size_t len) {
     }
     errno = saved;
 }
+
+int DH_OS_FN(open_write)(const char *path) {
+    return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC,
+                0644);
+}
+
+int DH_OS_FN(open_read)(const char *path) {
+    return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+bool DH_OS_FN(write_all)(int fd, const void *buf, size_t len) {
+    int saved = errno;
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    errno = saved;
+    return true;
+}
+
+long DH_OS_FN(read)(int fd, void *buf, size_t len) {
+    ssize_t n;
+    do n = read(fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    return (long)n;
+}
+
+void DH_OS_FN(close)(int fd) {
+    int saved = errno;
+    close(fd);
+    errno = saved;
+}
+
+uint64_t DH_OS_FN(pid)(void) { return (uint64_t)getpid(); }
+uint64_t DH_OS_FN(ppid)(void) { return (uint64_t)getppid(); }
 
 _Noreturn void DH_OS_FN(abort)(void) {
     abort();

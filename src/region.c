@@ -2,10 +2,12 @@
  * region.c - a heap's reserved range: creating it, committing it as the
  * carved part grows, and the heap map that finds a heap from any address.
  *
- * The range is reserved once, aligned to DH_HEAP_ALIGN (4 GiB) and rounded
- * up to a whole number of such granules, so that each granule belongs to at
- * most one heap: the heap map, one atomic pointer per 4 GiB of the address
- * space, then finds the heap of a pointer in O(1).  The range is never moved
+ * The range's size is a power of two and it is aligned to that size, so the
+ * state byte of any address is found from the address alone (internal.h).
+ * It is also aligned to DH_HEAP_ALIGN (4 GiB) and takes a whole number of
+ * such granules, so that each granule belongs to at most one heap: the heap
+ * map, one atomic pointer per 4 GiB of the address space, then finds the
+ * heap of a pointer in O(1).  The range is never moved
  * and nothing is returned to the OS before dh_heap_destroy.
  *
  * Commit: the data is committed in steps of DH_COMMIT_STEP as `top` rises,
@@ -39,6 +41,12 @@ static void map_set(uintptr_t base, uintptr_t mapped, dh_heap_t *h) {
     }
 }
 
+static uintptr_t pow2_at_least(uintptr_t v) {
+    uintptr_t p = 1;
+    while (p < v) p <<= 1;
+    return p;
+}
+
 static bool config_valid(const dh_config_t *cfg) {
     if (cfg->struct_size != sizeof(dh_config_t)) return false;
     if (cfg->reserve != 0 &&
@@ -60,6 +68,7 @@ static void layout(dh_heap_t *h, uintptr_t base, uintptr_t size,
     h->magic = DH_HEAP_MAGIC;
     h->base = base;
     h->size = size;
+    h->mask = size - 1;
     h->mapped = mapped;
     h->state = (uint8_t *)(base + DH_HEADER_SIZE);
     h->data_start =
@@ -82,10 +91,15 @@ dh_heap_t *dh_region_create(const dh_config_t *cfg) {
         errno = EINVAL;
         return NULL;
     }
-    uintptr_t size = round_up(cfg->reserve ? cfg->reserve : DH_DEFAULT_RESERVE,
-                              DH_SPAN);
+    uintptr_t size =
+        pow2_at_least(cfg->reserve ? cfg->reserve : DH_DEFAULT_RESERVE);
     uintptr_t mapped = round_up(size, DH_HEAP_ALIGN);
-    void *p = dh_os_reserve(mapped, DH_HEAP_ALIGN, cfg->base);
+    uintptr_t align = size > DH_HEAP_ALIGN ? size : DH_HEAP_ALIGN;
+    if (cfg->base % align != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    void *p = dh_os_reserve(mapped, align, cfg->base);
     if (p == NULL) return NULL; /* errno from the OS layer */
     uintptr_t base = (uintptr_t)p;
     size_t header = round_up(sizeof(dh_heap_t), dh_os_page_size());
@@ -137,6 +151,7 @@ bool dh_region_grow(dh_heap_t *h, uintptr_t new_top) {
         return false;
     }
     h->top = new_top;
-    if (new_top > h->high_water) h->high_water = new_top;
+    if (new_top > h->high_water)
+        __atomic_store_n(&h->high_water, new_top, __ATOMIC_RELAXED);
     return true;
 }

@@ -1,0 +1,61 @@
+# detheap: the entry points.  The real build is CMake; this file gives the
+# short names (make, make test, make demo, make bench ...) and installs what
+# each needs on a fresh Debian machine (scripts/deps.sh).
+#
+#   make              build everything into build/
+#   make test         unit, conformance and integration tests, then the
+#                     same suite under ASan+UBSan (build-asan/) and the
+#                     threaded tests under TSan (build-tsan/)
+#   make demo         build and run the determinism demonstration
+#   make bench        run the benchmarks, write docs/BENCHMARKS.md
+#   make fuzz         run each fuzzer for FUZZ_SECONDS (default 60)
+#   make check-programs  the long set of real-program tests
+#   make install      install under PREFIX (default /usr/local), DESTDIR
+
+BUILD ?= build
+PREFIX ?= /usr/local
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+.PHONY: all build test test-plain test-asan test-tsan demo bench fuzz \
+        check-programs install clean deps-build deps-test
+
+all: build
+
+deps-build:
+	@scripts/deps.sh build
+deps-test:
+	@scripts/deps.sh test
+
+# configure-and-build DIR EXTRA-CMAKE-FLAGS
+define cmake_build
+	cmake -S . -B $(1) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) $(2) >/dev/null
+	cmake --build $(1) -j $(JOBS)
+endef
+
+build: deps-build
+	$(call cmake_build,$(BUILD),)
+
+test: deps-test test-plain test-asan test-tsan
+
+test-plain: deps-test
+	$(call cmake_build,$(BUILD),)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan: deps-test
+	$(call cmake_build,build-asan,-DDETHEAP_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -LE no-asan
+
+test-tsan: deps-test
+	$(call cmake_build,build-tsan,-DDETHEAP_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug)
+	cd build-tsan && ctest --output-on-failure -j $(JOBS) -L threads
+
+demo: build
+	@scripts/deps.sh demo
+	@scripts/demo.sh $(BUILD)
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+clean:
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz

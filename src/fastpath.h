@@ -1,0 +1,50 @@
+/*
+ * fastpath.h - the class-block fast paths, inline so that both the heap API
+ * (heap.c) and the malloc override (override/malloc.c) compile them into
+ * their callers: a free-list pop or push, one state byte, a few counters.
+ *
+ *   alloc:  p = bin.head; bin.head = *p; *p = 0; state[p] = LIVE + c
+ *   free:   s = state[p] (validates p and names its class);
+ *           state[p] = FREE + c; *p = bin.head; bin.head = p
+ */
+#ifndef DH_FASTPATH_H
+#define DH_FASTPATH_H
+
+#include "internal.h"
+
+#include <errno.h>
+
+/* Allocate a block of class c from h: O(1). */
+DH_INLINE void *dh_fast_alloc(dh_heap_t *h, int c) {
+    dh_bin_t *b = &h->bins[c];
+    void **p = b->head;
+    if (DH_LIKELY(p != NULL)) {
+        DH_ASSERT("I3", *dh_state_at(h, (uintptr_t)p) == DH_ST_FREE + c);
+        b->head = *p;
+        *p = NULL; /* the link is not left for the caller to see */
+    } else {
+        p = dh_bin_alloc_slow(h, c);
+        if (DH_UNLIKELY(p == NULL)) {
+            h->failed_allocs++;
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    *dh_state_at(h, (uintptr_t)p) = (uint8_t)(DH_ST_LIVE + c);
+    b->allocs++;
+    h->live_bytes += dh_class_sizes[c];
+    if (h->live_bytes > h->peak_live_bytes) h->peak_live_bytes = h->live_bytes;
+    return p;
+}
+
+/* Free the class-c block p (its state byte st said LIVE + c) into h. */
+DH_INLINE void dh_fast_free(dh_heap_t *h, uintptr_t p, uint8_t *st, int c) {
+    dh_bin_t *b = &h->bins[c];
+    *st = (uint8_t)(DH_ST_FREE + c);
+    *(void **)p = b->head;
+    b->head = (void *)p;
+    b->frees++;
+    h->live_bytes -= dh_class_sizes[c];
+}
+
+#endif /* DH_FASTPATH_H */

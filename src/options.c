@@ -1,0 +1,161 @@
+/*
+ * options.c - reads the DETHEAP_* options from the environment into one
+ * descriptor table, without allocating: getenv only walks environ.  Each
+ * option has a name, a parser and a default; a malformed value keeps the
+ * default and is reported once on stderr, naming the option.
+ */
+#include "options.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+bool dh_parse_size(const char *s, uint64_t *out) {
+    if (s == NULL || *s == 0) return false;
+    uint64_t v = 0;
+    unsigned base = 10;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        base = 16;
+        s += 2;
+        if (*s == 0) return false;
+    }
+    for (; *s; s++) {
+        unsigned d;
+        char c = *s;
+        if (c >= '0' && c <= '9') d = (unsigned)(c - '0');
+        else if (base == 16 && c >= 'a' && c <= 'f') d = (unsigned)(c - 'a' + 10);
+        else if (base == 16 && c >= 'A' && c <= 'F') d = (unsigned)(c - 'A' + 10);
+        else break;
+        if (v > (UINT64_MAX - d) / base) return false;
+        v = v * base + d;
+    }
+    unsigned shift = 0;
+    if (*s && base == 10) {
+        switch (*s) {
+        case 'k': case 'K': shift = 10; break;
+        case 'm': case 'M': shift = 20; break;
+        case 'g': case 'G': shift = 30; break;
+        case 't': case 'T': shift = 40; break;
+        default: return false;
+        }
+        s++;
+        if (*s == 'i') s++;
+        if (*s == 'B' || *s == 'b') s++;
+    }
+    if (*s != 0) return false;
+    if (shift && v > (UINT64_MAX >> shift)) return false;
+    *out = v << shift;
+    return true;
+}
+
+static void complain(const char *name, const char *value, const char *why) {
+    const char *parts[] = {"detheap: ignoring ", name, "=", value, ": ", why,
+                           "\n"};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        dh_os_write_stderr(parts[i], strlen(parts[i]));
+}
+
+static bool is(const char *v, const char *word) { return strcmp(v, word) == 0; }
+
+static bool parse_bool(const char *v, bool *out) {
+    if (is(v, "1") || is(v, "yes") || is(v, "on") || is(v, "true")) {
+        *out = true;
+        return true;
+    }
+    if (is(v, "0") || is(v, "no") || is(v, "off") || is(v, "false")) {
+        *out = false;
+        return true;
+    }
+    return false;
+}
+
+/* One parser per option; each returns NULL or why the value is bad. */
+static const char *opt_base(dh_options_t *o, const char *v) {
+    uint64_t b;
+    if (!dh_parse_size(v, &b)) return "not a number";
+    if (b == 0) { /* anywhere: for sanitizer builds; runs then differ */
+        o->base = 0;
+        return NULL;
+    }
+    if (b % DH_HEAP_ALIGN) return "not a multiple of 4 GiB";
+    if (b >> DH_ADDRESS_BITS) return "beyond the user address space";
+    o->base = (uintptr_t)b;
+    return NULL;
+}
+
+static const char *opt_reserve(dh_options_t *o, const char *v) {
+    uint64_t r;
+    if (!dh_parse_size(v, &r)) return "not a size";
+    if (r < ((uint64_t)1 << 26) || r > ((uint64_t)1 << 44))
+        return "must be between 64M and 16T";
+    uint64_t p = 1;
+    while (p < r) p <<= 1;
+    o->reserve = p;
+    return NULL;
+}
+
+static const char *opt_on_error(dh_options_t *o, const char *v) {
+    if (is(v, "abort")) o->on_error = DH_ON_ERROR_ABORT;
+    else if (is(v, "warn")) o->on_error = DH_ON_ERROR_WARN;
+    else if (is(v, "ignore")) o->on_error = DH_ON_ERROR_IGNORE;
+    else return "expected abort, warn or ignore";
+    return NULL;
+}
+
+static const char *opt_stats(dh_options_t *o, const char *v) {
+    if (is(v, "json")) {
+        o->stats = o->stats_json = true;
+        return NULL;
+    }
+    return parse_bool(v, &o->stats) ? NULL : "expected 0, 1 or json";
+}
+
+static const char *opt_trace(dh_options_t *o, const char *v) {
+    if (*v == 0) return "empty file name";
+    o->trace = v;
+    return NULL;
+}
+
+static const char *opt_stats_file(dh_options_t *o, const char *v) {
+    if (*v == 0) return "empty file name";
+    o->stats_file = v;
+    return NULL;
+}
+
+static const char *opt_stacks(dh_options_t *o, const char *v) {
+    return parse_bool(v, &o->stacks) ? NULL : "expected 0 or 1";
+}
+
+static const char *opt_remote(dh_options_t *o, const char *v) {
+    if (is(v, "keep")) o->remote_return = false;
+    else if (is(v, "owner")) o->remote_return = true;
+    else return "expected keep or owner";
+    return NULL;
+}
+
+static const char *opt_verbose(dh_options_t *o, const char *v) {
+    return parse_bool(v, &o->verbose) ? NULL : "expected 0 or 1";
+}
+
+static const struct {
+    const char *name;
+    const char *(*parse)(dh_options_t *, const char *);
+} table[] = {
+    {"DETHEAP_BASE", opt_base},         {"DETHEAP_RESERVE", opt_reserve},
+    {"DETHEAP_ON_ERROR", opt_on_error}, {"DETHEAP_STATS", opt_stats},
+    {"DETHEAP_TRACE", opt_trace},       {"DETHEAP_STACKS", opt_stacks},
+    {"DETHEAP_STATS_FILE", opt_stats_file},
+    {"DETHEAP_REMOTE_FREE", opt_remote}, {"DETHEAP_VERBOSE", opt_verbose},
+};
+
+void dh_options_read(dh_options_t *o) {
+    memset(o, 0, sizeof *o);
+    o->base = DH_DEFAULT_BASE;
+    o->reserve = DH_DEFAULT_RESERVE;
+    o->on_error = DH_ON_ERROR_ABORT;
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        const char *v = getenv(table[i].name);
+        if (v == NULL) continue;
+        const char *why = table[i].parse(o, v);
+        if (why != NULL) complain(table[i].name, v, why);
+    }
+}

@@ -1,0 +1,35 @@
+/*
+ * options.h - the DETHEAP_* environment options of the process heap, read
+ * once from the environment without allocating (they may be read from
+ * inside the first malloc of the process).  docs/OPTIONS.md has the table.
+ */
+#ifndef DH_OPTIONS_H
+#define DH_OPTIONS_H
+
+#include "internal.h"
+
+typedef struct dh_options {
+    uintptr_t base;          /* DETHEAP_BASE: where slot 0 lives */
+    uint64_t reserve;        /* DETHEAP_RESERVE: bytes per heap (pow2) */
+    dh_on_error_t on_error;  /* DETHEAP_ON_ERROR */
+    bool stats;              /* DETHEAP_STATS: report at exit */
+    bool stats_json;         /* DETHEAP_STATS=json */
+    const char *stats_file;  /* DETHEAP_STATS_FILE: where the report goes */
+    const char *trace;       /* DETHEAP_TRACE: file name template or NULL */
+    bool stacks;             /* DETHEAP_STACKS: capture call stacks */
+    bool remote_return;      /* DETHEAP_REMOTE_FREE=owner (bounded memory) */
+    bool verbose;            /* DETHEAP_VERBOSE: say what was chosen */
+} dh_options_t;
+
+#define DH_DEFAULT_BASE ((uintptr_t)0x200000000000ull) /* 32 TiB */
+
+/* Parse the environment into *o.  Malformed values keep the default and
+ * are named once on stderr.  Never allocates. */
+DH_HIDDEN void dh_options_read(dh_options_t *o);
+
+/* Parse "1234", "0x1f", "64G", "1T" (K, M, G, T: powers of 1024).
+ * Returns false if s is not such a number or overflows.  Exposed for the
+ * option fuzzer. */
+DH_HIDDEN bool dh_parse_size(const char *s, uint64_t *out);
+
+#endif /* DH_OPTIONS_H */

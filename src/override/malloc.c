@@ -1,0 +1,164 @@
+/*
+ * override/malloc.c - the libc malloc family, forwarding to the process
+ * heap (process.c).  This file only forwards: glibc's contract for each
+ * function (errno values, EINVAL for bad alignments, realloc(p, 0),
+ * overflow checks) is kept here, the allocation logic is not.
+ *
+ * malloc and free inline the class-block fast paths (fastpath.h) when the
+ * thread already has a heap and no observation (stats, trace) is on;
+ * everything else goes through process.c.  Nothing here calls a libc
+ * function that could allocate, and every path works before the process
+ * heap exists (the first call creates it).
+ */
+#include "../fastpath.h"
+#include "../process.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <string.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+EXPORT void *malloc(size_t n) {
+    dh_heap_t *h = dh_self.heap;
+    int c = dh_class_of(n);
+    if (DH_LIKELY(h != NULL && c >= 0 && !dh_observe))
+        return dh_fast_alloc(h, c);
+    return dh_proc_malloc(n);
+}
+
+EXPORT void free(void *ptr) {
+    dh_heap_t *h = dh_self.heap;
+    uintptr_t p = (uintptr_t)ptr;
+    /* own range, 16-byte aligned, carved: then the state byte decides */
+    if (DH_LIKELY(h != NULL && (p & (~h->mask | (DH_GRANULE - 1))) == h->base &&
+                  dh_in_data(h, p) && !dh_observe)) {
+        uint8_t *st = dh_state_at(h, p);
+        if (DH_LIKELY(dh_st_is_live_class(*st))) {
+            dh_fast_free(h, p, st, *st - DH_ST_LIVE);
+            return;
+        }
+    }
+    dh_proc_free(ptr, "free");
+}
+
+EXPORT void *calloc(size_t count, size_t size) {
+    return dh_proc_calloc(count, size);
+}
+
+EXPORT void *realloc(void *ptr, size_t n) {
+    return dh_proc_realloc(ptr, n, "realloc");
+}
+
+EXPORT void *reallocarray(void *ptr, size_t count, size_t size) {
+    size_t n;
+    if (__builtin_mul_overflow(count, size, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return dh_proc_realloc(ptr, n, "reallocarray");
+}
+
+static bool pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; }
+
+EXPORT int posix_memalign(void **out, size_t align, size_t n) {
+    if (!pow2(align) || align % sizeof(void *) != 0) return EINVAL;
+    int saved = errno;
+    void *p = dh_proc_aligned(align, n);
+    if (p == NULL) {
+        int e = errno;
+        errno = saved;
+        return e;
+    }
+    *out = p;
+    return 0;
+}
+
+EXPORT void *aligned_alloc(size_t align, size_t n) {
+    if (!pow2(align)) { /* glibc >= 2.38: EINVAL for a bad alignment */
+        errno = EINVAL;
+        return NULL;
+    }
+    return dh_proc_aligned(align, n);
+}
+
+/* memalign: glibc rounds an alignment that is not a power of two up. */
+EXPORT void *memalign(size_t align, size_t n) {
+    if (align > ((size_t)1 << (DH_ADDRESS_BITS - 1))) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t a = 1;
+    while (a < align) a <<= 1;
+    return dh_proc_aligned(a, n);
+}
+
+EXPORT void *valloc(size_t n) { return dh_proc_aligned(dh_os_page_size(), n); }
+
+EXPORT void *pvalloc(size_t n) {
+    size_t page = dh_os_page_size();
+    size_t rounded = (n + page - 1) & ~(page - 1);
+    if (rounded < n) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return dh_proc_aligned(page, rounded ? rounded : page);
+}
+
+EXPORT size_t malloc_usable_size(void *ptr) {
+    return ptr ? dh_proc_usable(ptr) : 0;
+}
+
+static size_t clamp(uint64_t v) { return v > SIZE_MAX ? SIZE_MAX : (size_t)v; }
+
+/* mallinfo2: detheap's figures in glibc's fields.  arena: bytes carved
+ * from the range; uordblks: bytes in live blocks; fordblks: carved bytes
+ * not in live blocks; ordblks: free blocks; hblks/hblkhd: large blocks;
+ * keepcost: 0 (nothing is ever trimmed). */
+EXPORT struct mallinfo2 mallinfo2(void) {
+    struct mallinfo2 mi;
+    memset(&mi, 0, sizeof mi);
+    dh_stats_t s;
+    if (!dh_process_stats(&s, sizeof s)) return mi;
+    mi.arena = clamp(s.storage_bytes);
+    mi.ordblks = clamp(s.free_block_count);
+    mi.hblks = clamp(s.large_live_count);
+    mi.hblkhd = clamp(s.large_live_bytes);
+    mi.uordblks = clamp(s.live_bytes);
+    mi.fordblks = clamp(s.storage_bytes > s.live_bytes
+                            ? s.storage_bytes - s.live_bytes
+                            : 0);
+    return mi;
+}
+
+EXPORT struct mallinfo mallinfo(void) {
+    struct mallinfo2 m2 = mallinfo2();
+    struct mallinfo mi;
+    memset(&mi, 0, sizeof mi);
+    mi.arena = (int)m2.arena;
+    mi.ordblks = (int)m2.ordblks;
+    mi.hblks = (int)m2.hblks;
+    mi.hblkhd = (int)m2.hblkhd;
+    mi.uordblks = (int)m2.uordblks;
+    mi.fordblks = (int)m2.fordblks;
+    return mi;
+}
+
+/* Memory is never returned to the OS: nothing is released. */
+EXPORT int malloc_trim(size_t pad) {
+    (void)pad;
+    return 0;
+}
+
+EXPORT void malloc_stats(void) {
+    if (dh_self.heap == NULL && dh_proc_heap_slow() == NULL) return;
+    dh_proc_report(2, false);
+}
+
+/* mallopt: no glibc tunable applies; report failure (0) as glibc does for
+ * an unknown parameter. */
+EXPORT int mallopt(int param, int value) {
+    (void)param;
+    (void)value;
+    return 0;
+}

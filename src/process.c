@@ -1,0 +1,391 @@
+/*
+ * process.c - the process heap behind malloc and dh_malloc: one heap per
+ * thread, each in a slot of the address range chosen by the thread's place
+ * in the creation tree (see process.h for the slot map), plus the observed
+ * paths (fingerprint, statistics) used when DETHEAP_STATS or DETHEAP_TRACE
+ * is set.
+ *
+ * Start-up: the first call of the process (often from the dynamic loader
+ * or libc, before constructors) creates slot 0's heap.  Nothing here
+ * allocates through libc: options come from getenv, heaps from the OS layer.
+ *
+ * Cross-thread free: a block freed by another thread than the one whose
+ * heap carved it goes to the freeing thread's own free lists (fastpath.h),
+ * so no heap's next address depends on when other threads run.  Each heap
+ * is still touched by one thread at a time, without locks: the state map
+ * byte of a block is written only by the thread that holds the block.
+ */
+#include "process.h"
+
+#include "fastpath.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+
+__thread dh_thread_t dh_self __attribute__((tls_model("initial-exec")));
+int dh_observe;
+
+static dh_options_t options;
+static _Atomic int init_state; /* 0 none, 1 running, 2 done */
+static _Atomic(dh_heap_t *) slot_heap[DH_MAX_SLOTS];
+static _Atomic int lock_word;
+static dh_heap_t *limbo; /* for threads past their exit; under the lock */
+static dh_heap_t *orphans; /* heaps of detached threads; under the lock */
+static bool fallback_said;
+
+/* ---- the lock --------------------------------------------------------------- */
+
+void dh_proc_lock(void) {
+    while (atomic_exchange_explicit(&lock_word, 1, memory_order_acquire))
+        while (atomic_load_explicit(&lock_word, memory_order_relaxed))
+            __builtin_ia32_pause();
+}
+
+void dh_proc_unlock(void) {
+    atomic_store_explicit(&lock_word, 0, memory_order_release);
+}
+
+void dh_proc_lock_reset(void) { atomic_store(&lock_word, 0); }
+
+const dh_options_t *dh_proc_options(void) { return &options; }
+
+/* ---- slots ------------------------------------------------------------------ */
+
+static void say(const char *const *parts, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        dh_os_write_stderr(parts[i], strlen(parts[i]));
+}
+
+static void hex(char *buf, uintptr_t v) {
+    buf[0] = '0';
+    buf[1] = 'x';
+    for (int i = 0; i < 12; i++)
+        buf[2 + i] = "0123456789abcdef"[(v >> (44 - 4 * i)) & 15];
+    buf[14] = 0;
+}
+
+/* Create the heap of slot `slot`: at its place if free, else anywhere
+ * (said once on stderr, since addresses then vary between runs). */
+static dh_heap_t *slot_create(uint32_t slot) {
+    dh_config_t cfg = DH_CONFIG_INIT;
+    cfg.reserve = options.reserve;
+    cfg.on_error = options.on_error;
+    uintptr_t want = options.base + (uintptr_t)slot * options.reserve;
+    bool placeable = options.base != 0 && (want >> DH_ADDRESS_BITS) == 0 &&
+                     ((want + options.reserve) >> DH_ADDRESS_BITS) == 0;
+    dh_heap_t *h = NULL;
+    if (placeable) {
+        cfg.base = want;
+        h = dh_heap_create(&cfg);
+    }
+    if (h == NULL) {
+        cfg.base = 0;
+        h = dh_heap_create(&cfg);
+        if (h == NULL) return NULL;
+        if (!fallback_said && options.base != 0) {
+            fallback_said = true;
+            char a[16], b[16];
+            hex(a, want);
+            hex(b, h->base);
+            const char *msg[] = {"detheap: the range at ", a,
+                                 " is taken; heap placed at ", b,
+                                 " instead (its addresses will differ "
+                                 "between runs)\n"};
+            say(msg, 5);
+        }
+    }
+    h->owner_slot = slot;
+    if (options.trace) dh_trace_thread(h);
+    atomic_store_explicit(&slot_heap[slot], h, memory_order_release);
+    return h;
+}
+
+/* Called with the lock held. */
+void dh_proc_orphan(dh_heap_t *h) {
+    while (h != NULL) {
+        dh_heap_t *next = h->next;
+        h->next = orphans;
+        orphans = h;
+        h = next;
+    }
+}
+
+/* A fresh slot from the shared pool, first come first served. */
+static dh_heap_t *shared_slot_fresh(void) {
+    for (uint32_t s = DH_SHARED_SLOTS_START; s < DH_MAX_SLOTS; s++) {
+        dh_heap_t *expected = NULL;
+        /* claim with a sentinel so that two threads never share a slot */
+        if (atomic_compare_exchange_strong(&slot_heap[s], &expected,
+                                           (dh_heap_t *)1)) {
+            dh_heap_t *h = slot_create(s);
+            if (h == NULL) atomic_store(&slot_heap[s], NULL);
+            return h;
+        }
+    }
+    errno = ENOMEM;
+    return NULL;
+}
+
+/* A heap for a thread with no place in the tree: a detached thread's old
+ * heap if there is one, else a fresh shared slot. */
+static dh_heap_t *shared_slot(void) {
+    dh_proc_lock();
+    dh_heap_t *h = orphans;
+    if (h != NULL) orphans = h->next;
+    dh_proc_unlock();
+    if (h == NULL) return shared_slot_fresh();
+    h->next = NULL;
+    return h;
+}
+
+/* The slot of the next fresh child of the thread holding heap `parent`,
+ * or DH_MAX_SLOTS when the tree is deeper or wider than the slot map. */
+static uint32_t child_slot(dh_heap_t *parent) {
+    uint32_t s = parent->owner_slot, k = parent->fresh_children;
+    if (s == 0 && k + 1 < DH_LEVEL1_SLOTS) return k + 1;
+    if (s >= 1 && s <= DH_LEVEL2_PARENTS && k < DH_LEVEL2_CHILDREN)
+        return DH_LEVEL1_SLOTS + (s - 1) * DH_LEVEL2_CHILDREN + k;
+    return DH_MAX_SLOTS;
+}
+
+dh_heap_t *dh_proc_acquire_child_heap(dh_thread_t *parent, bool *unordered) {
+    *unordered = false;
+    dh_heap_t *h = parent->inherited;
+    if (h != NULL) { /* a joined thread's heap, LIFO */
+        parent->inherited = h->next;
+        h->next = NULL;
+        return h;
+    }
+    uint32_t slot = child_slot(parent->heap);
+    if (slot < DH_MAX_SLOTS) {
+        parent->heap->fresh_children++;
+        return slot_create(slot);
+    }
+    *unordered = true;
+    return shared_slot();
+}
+
+dh_heap_t *dh_proc_owner(uintptr_t p) {
+    dh_heap_t *h = dh_region_lookup(p);
+    return (h != NULL && h->size == options.reserve) ? h : NULL;
+}
+
+/* ---- start-up ----------------------------------------------------------------- */
+
+static void init_process(void) {
+    dh_options_read(&options);
+    dh_observe = options.stats || options.trace || options.stacks;
+    if (options.trace) dh_trace_open();
+    dh_heap_t *h = slot_create(0);
+    dh_self.heap = h;
+    dh_self.path = 0;
+    atomic_store_explicit(&init_state, 2, memory_order_release);
+    dh_thread_init(); /* may allocate: the heap is ready by now */
+}
+
+dh_heap_t *dh_proc_heap_slow(void) {
+    if (dh_self.heap != NULL) return dh_self.heap;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&init_state, &expected, 1)) {
+        init_process();
+        return dh_self.heap;
+    }
+    while (atomic_load_explicit(&init_state, memory_order_acquire) != 2)
+        __builtin_ia32_pause();
+    if (dh_self.heap == NULL && !dh_self.exited) {
+        /* a thread we did not see created: no place in the tree */
+        dh_self.unordered = true;
+        dh_self.heap = shared_slot();
+    }
+    return dh_self.heap;
+}
+
+/* A thread past its exit (its heap handed on) allocates from the limbo
+ * heap, under the lock. */
+static dh_heap_t *limbo_heap(void) {
+    if (limbo == NULL) limbo = shared_slot_fresh();
+    return limbo;
+}
+
+/* ---- the pointer API of the process heap ---------------------------------- */
+
+#define WITH_HEAP(h, fail)                              \
+    dh_heap_t *h = dh_self.heap;                        \
+    if (DH_UNLIKELY(h == NULL)) h = dh_proc_heap_slow(); \
+    bool in_limbo = false;                              \
+    if (DH_UNLIKELY(h == NULL)) {                       \
+        if (!dh_self.exited) {                          \
+            errno = ENOMEM;                             \
+            return fail;                                \
+        }                                               \
+        dh_proc_lock();                                 \
+        h = limbo_heap();                               \
+        in_limbo = true;                                \
+    }
+
+#define DONE_HEAP() \
+    if (in_limbo) dh_proc_unlock()
+
+void *dh_proc_malloc(size_t n) {
+    WITH_HEAP(h, NULL);
+    void *p = dh_heap_malloc(h, n);
+    if (dh_observe) dh_observe_op(h, DH_OP_MALLOC, n, 0, 0, (uintptr_t)p);
+    DONE_HEAP();
+    return p;
+}
+
+void *dh_proc_calloc(size_t count, size_t size) {
+    WITH_HEAP(h, NULL);
+    void *p = dh_heap_calloc(h, count, size);
+    if (dh_observe)
+        dh_observe_op(h, DH_OP_CALLOC, count, size, 0, (uintptr_t)p);
+    DONE_HEAP();
+    return p;
+}
+
+void *dh_proc_aligned(size_t align, size_t n) {
+    WITH_HEAP(h, NULL);
+    void *p = dh_heap_aligned_alloc(h, align, n);
+    if (dh_observe) dh_observe_op(h, DH_OP_ALIGNED, n, align, 0, (uintptr_t)p);
+    DONE_HEAP();
+    return p;
+}
+
+/* Validate a process-heap pointer: its heap and live state byte, or 0. */
+static uint8_t proc_live(uintptr_t p, dh_heap_t **owner) {
+    dh_heap_t *o = dh_proc_owner(p);
+    *owner = o;
+    return o ? dh_live_state(o, p) : 0;
+}
+
+static void reject(dh_heap_t *h, dh_heap_t *owner, uintptr_t p,
+                   const char *call) {
+    int c = -1;
+    dh_error_code_t code = DH_ERR_FOREIGN;
+    if (owner != NULL) code = dh_classify(owner, p, &c);
+    dh_report(h, call, (void *)p, code, c);
+}
+
+void dh_proc_free(void *ptr, const char *call) {
+    if (ptr == NULL) return;
+    WITH_HEAP(h, );
+    uintptr_t p = (uintptr_t)ptr;
+    dh_heap_t *owner;
+    uint8_t s = proc_live(p, &owner);
+    if (s == 0) {
+        reject(h, owner, p, call);
+    } else {
+        if (dh_observe)
+            dh_observe_op(h, DH_OP_FREE, dh_block_size(owner, p, s), 0, p, 0);
+        dh_heap_release(h, p, s);
+    }
+    DONE_HEAP();
+}
+
+void *dh_proc_realloc(void *ptr, size_t n, const char *call) {
+    if (ptr == NULL) {
+        WITH_HEAP(h, NULL);
+        void *q = dh_heap_malloc(h, n);
+        if (dh_observe) dh_observe_op(h, DH_OP_REALLOC, n, 0, 0, (uintptr_t)q);
+        DONE_HEAP();
+        return q;
+    }
+    WITH_HEAP(h, NULL);
+    uintptr_t p = (uintptr_t)ptr;
+    dh_heap_t *owner;
+    void *q = NULL;
+    if (proc_live(p, &owner) == 0) {
+        reject(h, owner, p, call);
+        errno = EINVAL;
+    } else {
+        /* the block may be another thread heap's: it is resized in place
+         * only in its own heap, else moved into this thread's */
+        q = dh_realloc_block(h, p, proc_live(p, &owner), n);
+        if (dh_observe) dh_observe_op(h, DH_OP_REALLOC, n, 0, p, (uintptr_t)q);
+    }
+    DONE_HEAP();
+    return q;
+}
+
+size_t dh_proc_usable(const void *ptr) {
+    dh_heap_t *owner;
+    uint8_t s = proc_live((uintptr_t)ptr, &owner);
+    return s ? dh_block_size(owner, (uintptr_t)ptr, s) : 0;
+}
+
+/* ---- the dh_malloc family: the process heap under dh_ names -------------- */
+
+void *dh_malloc(size_t n) { return dh_proc_malloc(n); }
+void *dh_calloc(size_t count, size_t size) { return dh_proc_calloc(count, size); }
+void *dh_realloc(void *p, size_t n) { return dh_proc_realloc(p, n, "dh_realloc"); }
+void *dh_aligned_alloc(size_t align, size_t n) { return dh_proc_aligned(align, n); }
+
+/* ---- statistics over every heap of the process ------------------------------ */
+
+static void add_stats(dh_stats_t *sum, const dh_stats_t *s) {
+    uint64_t *d = &sum->alloc_count;
+    const uint64_t *a = &s->alloc_count;
+    /* every field after the header is a uint64_t sum, except the class
+     * sizes and the peaks, fixed below */
+    size_t n = (sizeof *s - offsetof(dh_stats_t, alloc_count)) /
+               sizeof(uint64_t);
+    for (size_t i = 0; i < n; i++) d[i] += a[i];
+}
+
+void dh_proc_stats(dh_stats_t *out) {
+    memset(out, 0, sizeof *out);
+    uint64_t peak = 0;
+    for (uint32_t s = 0; s < DH_MAX_SLOTS; s++) {
+        dh_heap_t *h = atomic_load(&slot_heap[s]);
+        if (h == NULL || h == (dh_heap_t *)1) continue;
+        dh_stats_t one;
+        dh_heap_stats(h, &one, sizeof one);
+        add_stats(out, &one);
+        peak += one.peak_live_bytes;
+    }
+    out->struct_size = sizeof *out;
+    out->version = DH_STATS_VERSION;
+    /* a cross-thread free is counted by the freeing heap: only the sums
+     * are meaningful, and the per-heap free counts are re-derived */
+    out->live_count = out->alloc_count - out->free_count;
+    out->peak_live_bytes = peak > out->live_bytes ? peak : out->live_bytes;
+    for (int c = 0; c < DH_NUM_CLASSES; c++) {
+        dh_class_stats_t *cs = &out->classes[c];
+        cs->size = dh_class_sizes[c];
+        cs->live = cs->allocs - cs->frees;
+        cs->free = cs->carved - cs->live;
+    }
+}
+
+static uint64_t mix(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* The process fingerprint: every heap's call hash, combined in slot order
+ * (the slot is part of each thread's identity). */
+uint64_t dh_proc_fingerprint(void) {
+    uint64_t fp = 0xcbf29ce484222325ull;
+    for (uint32_t s = 0; s < DH_MAX_SLOTS; s++) {
+        dh_heap_t *h = atomic_load(&slot_heap[s]);
+        if (h == NULL || h == (dh_heap_t *)1 || h->ops == 0) continue;
+        fp = mix(fp ^ mix(s + 1) ^ h->fingerprint);
+    }
+    return fp;
+}
+
+void dh_observe_op(dh_heap_t *h, dh_op_t op, uint64_t a, uint64_t b,
+                   uintptr_t in, uintptr_t out) {
+    uint64_t fp = h->fingerprint;
+    fp = mix(fp ^ ((uint64_t)op << 56) ^ a);
+    fp = mix(fp ^ b ^ ((uint64_t)in << 1));
+    fp = mix(fp ^ out);
+    h->fingerprint = fp;
+    h->ops++;
+    if (options.trace && !dh_self.in_hook) dh_trace_record(h, op, a, b, in, out);
+}
