@@ -125,16 +125,6 @@ static const char *opt_stacks(dh_options_t *o, const char *v) {
     return parse_bool(v, &o->stacks) ? NULL : "expected 0 or 1";
 }
 
-static const char *opt_remote(dh_options_t *o, const char *v) {
-    if (is(v, "keep")) o->remote_return = false;
-    else if (is(v, "owner")) o->remote_return = true;
-    else return "expected keep or owner";
-    return NULL;
-}
-
-static const char *opt_verbose(dh_options_t *o, const char *v) {
-    return parse_bool(v, &o->verbose) ? NULL : "expected 0 or 1";
-}
 
 static const struct {
     const char *name;
@@ -144,7 +134,6 @@ static const struct {
     {"DETHEAP_ON_ERROR", opt_on_error}, {"DETHEAP_STATS", opt_stats},
     {"DETHEAP_TRACE", opt_trace},       {"DETHEAP_STACKS", opt_stacks},
     {"DETHEAP_STATS_FILE", opt_stats_file},
-    {"DETHEAP_REMOTE_FREE", opt_remote}, {"DETHEAP_VERBOSE", opt_verbose},
 };
 
 void dh_options_read(dh_options_t *o) {

@@ -17,8 +17,6 @@ typedef struct dh_options {
     const char *stats_file;  /* DETHEAP_STATS_FILE: where the report goes */
     const char *trace;       /* DETHEAP_TRACE: file name template or NULL */
     bool stacks;             /* DETHEAP_STACKS: capture call stacks */
-    bool remote_return;      /* DETHEAP_REMOTE_FREE=owner (bounded memory) */
-    bool verbose;            /* DETHEAP_VERBOSE: say what was chosen */
 } dh_options_t;
 
 #define DH_DEFAULT_BASE ((uintptr_t)0x200000000000ull) /* 32 TiB */
