@@ -269,7 +269,6 @@ typedef struct dh_class_stats {
     uint64_t live;      /* blocks in use */
     uint64_t free;      /* blocks on the free list, waiting for reuse */
     uint64_t carved;    /* blocks ever carved from fresh storage */
-    uint64_t peak_live; /* largest value `live` has had */
     uint64_t spans;     /* 64 KiB spans given to this class */
 } dh_class_stats_t;
 

@@ -2,8 +2,10 @@
  * bin.c - carving class blocks.  Each class has a current span (64 KiB from
  * the range, see large.c) cut into blocks of the class size in address
  * order, one block per call, exactly as the original design carves one new
- * block from fresh storage when a free list is empty.  The LIFO free lists
- * themselves are handled inline in heap.c, where the fast paths live.
+ * block from fresh storage when a free list is empty.  Before carving, the
+ * class's foreign list (blocks of other thread heaps freed by this heap's
+ * thread) is used, LIFO.  The main LIFO free lists are handled inline in
+ * fastpath.h and override/malloc.c, where the fast paths live.
  *
  *   span: | blk 0 | blk 1 | blk 2 | ... | blk k-1 | waste |
  *                           ^ carve                ^ carve_end
@@ -14,6 +16,12 @@
 void *dh_bin_alloc_slow(dh_heap_t *h, int c) {
     dh_bin_t *b = &h->bins[c];
     uintptr_t size = dh_class_sizes[c];
+    if (b->foreign != NULL) { /* blocks of other heaps, freed here */
+        void **p = b->foreign;
+        b->foreign = *p;
+        *p = NULL;
+        return p;
+    }
     if (b->carve_end - b->carve < size) {
         uintptr_t span = (uintptr_t)dh_span_take(h);
         if (span == 0) return NULL;

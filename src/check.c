@@ -147,9 +147,12 @@ static dh_check_t check_bounds(const dh_heap_t *h) {
     return DH_CHECK_OK;
 }
 
-/* Follow bin c's free list; it must hold exactly `expect` free blocks. */
+/* Follow bin c's free list; it must hold exactly `expect` free blocks.  (A
+ * heap on its own has no foreign blocks; thread heaps are checked as a
+ * whole by the process.) */
 static dh_check_t check_free_list(const dh_heap_t *h, int c, uint64_t expect) {
     uint64_t n = 0;
+    if (h->bins[c].foreign != NULL) return DH_CHECK_I3;
     for (void *p = h->bins[c].head; p != NULL; p = *(void **)p) {
         uintptr_t a = (uintptr_t)p;
         if (n++ >= expect || (a & (DH_GRANULE - 1)) || !dh_in_data(h, a) ||

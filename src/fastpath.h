@@ -6,6 +6,10 @@
  *   alloc:  p = bin.head; bin.head = *p; *p = 0; state[p] = LIVE + c
  *   free:   s = state[p] (validates p and names its class);
  *           state[p] = FREE + c; *p = bin.head; bin.head = p
+ *
+ * These "counting" paths also keep live bytes and peaks, for the heap API's
+ * statistics.  The malloc override has leaner copies that keep only the
+ * per-class counts (override/malloc.c).
  */
 #ifndef DH_FASTPATH_H
 #define DH_FASTPATH_H
@@ -37,12 +41,14 @@ DH_INLINE void *dh_fast_alloc(dh_heap_t *h, int c) {
     return p;
 }
 
-/* Free the class-c block p (its state byte st said LIVE + c) into h. */
+/* Free the class-c block p (its state byte st said LIVE + c) into h: onto
+ * the main list if p lies in h's range, else onto the foreign list. */
 DH_INLINE void dh_fast_free(dh_heap_t *h, uintptr_t p, uint8_t *st, int c) {
     dh_bin_t *b = &h->bins[c];
+    void **list = DH_LIKELY(dh_owns(h, p)) ? &b->head : &b->foreign;
     *st = (uint8_t)(DH_ST_FREE + c);
-    *(void **)p = b->head;
-    b->head = (void *)p;
+    *(void **)p = *list;
+    *list = (void *)p;
     b->frees++;
     h->live_bytes -= dh_class_sizes[c];
 }

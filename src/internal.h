@@ -52,8 +52,9 @@
  *   I2  Every carved class-c block lies wholly inside a span whose blocks
  *       are all of class c, at span + i * size(c); nothing else starts
  *       inside a span.
- *   I3  Bin c's free list holds exactly the blocks whose state is free
- *       class c, each once, and nothing else.
+ *   I3  Bin c's free lists hold exactly the blocks whose state is free
+ *       class c, each once, and nothing else: `head` those of this heap's
+ *       range, `foreign` those of other heaps' ranges (per-thread heaps).
  *   I4  For each class: carved = live + free, with live = allocs - frees
  *       and free = the free list's length.
  *   I5  Spans and large blocks tile [data_start, top) without gaps; a large
@@ -131,7 +132,11 @@ typedef struct dh_bin {
     uint64_t frees;      /* blocks freed (stats) */
     uint64_t carved;     /* blocks carved (stats) */
     uint64_t spans;      /* spans taken (stats) */
+    void *foreign;       /* LIFO of free blocks of other heaps' ranges (freed
+                            here by this heap's thread); used when `head` is
+                            empty, so `head` holds only this range's blocks */
 } dh_bin_t;
+_Static_assert(sizeof(dh_bin_t) == 64, "a bin is indexed by a shift");
 
 /* A free large block's tree node, kept in the block's first bytes. */
 typedef struct dh_large_node {
@@ -159,6 +164,10 @@ struct dh_heap {
     uintptr_t state_commit_end; /* state map committed below here */
     uintptr_t limit;         /* end of data */
     size_t os_page;          /* commit granularity */
+    uintptr_t fast_granules; /* (commit_end - data_start) / 16 */
+    uintptr_t state_bias;    /* state byte of an own address p is at
+                                state_bias + (p >> 4) */
+    uint8_t *data_state;     /* the state byte of data_start */
     dh_bin_t bins[DH_NUM_CLASSES];
     dh_large_node_t *large_root; /* AVL tree of free large blocks */
     /* Statistics not held by the bins. */

@@ -23,7 +23,9 @@
 #include <stdatomic.h>
 #include <string.h>
 
-__thread dh_thread_t dh_self __attribute__((tls_model("initial-exec")));
+const dh_heap_t dh_empty_heap;
+__thread dh_thread_t dh_self __attribute__((tls_model("initial-exec"))) = {
+    .fast = (dh_heap_t *)&dh_empty_heap};
 int dh_observe;
 
 static dh_options_t options;
@@ -173,12 +175,16 @@ dh_heap_t *dh_proc_owner(uintptr_t p) {
 
 /* ---- start-up ----------------------------------------------------------------- */
 
+void dh_proc_set_heap(dh_heap_t *h) {
+    dh_self.heap = h;
+    dh_self.fast = (dh_observe || h == NULL) ? (dh_heap_t *)&dh_empty_heap : h;
+}
+
 static void init_process(void) {
     dh_options_read(&options);
     dh_observe = options.stats || options.trace || options.stacks;
     if (options.trace) dh_trace_open();
-    dh_heap_t *h = slot_create(0);
-    dh_self.heap = h;
+    dh_proc_set_heap(slot_create(0));
     dh_self.path = 0;
     atomic_store_explicit(&init_state, 2, memory_order_release);
     dh_thread_init(); /* may allocate: the heap is ready by now */
@@ -196,7 +202,7 @@ dh_heap_t *dh_proc_heap_slow(void) {
     if (dh_self.heap == NULL && !dh_self.exited) {
         /* a thread we did not see created: no place in the tree */
         dh_self.unordered = true;
-        dh_self.heap = shared_slot();
+        dh_proc_set_heap(shared_slot());
     }
     return dh_self.heap;
 }
@@ -349,7 +355,13 @@ void dh_proc_stats(dh_stats_t *out) {
     /* a cross-thread free is counted by the freeing heap: only the sums
      * are meaningful, and the per-heap free counts are re-derived */
     out->live_count = out->alloc_count - out->free_count;
-    out->peak_live_bytes = peak > out->live_bytes ? peak : out->live_bytes;
+    /* malloc's lean fast paths count blocks, not bytes: derive the bytes,
+     * and report a peak only where every call was counted (observing) */
+    out->live_bytes = out->large_live_bytes;
+    for (int c = 0; c < DH_NUM_CLASSES; c++)
+        out->live_bytes += (out->classes[c].allocs - out->classes[c].frees) *
+                           dh_class_sizes[c];
+    out->peak_live_bytes = dh_observe ? peak : 0;
     for (int c = 0; c < DH_NUM_CLASSES; c++) {
         dh_class_stats_t *cs = &out->classes[c];
         cs->size = dh_class_sizes[c];

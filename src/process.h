@@ -48,6 +48,10 @@ typedef enum dh_op {
 
 /* Per-thread state, in initial-exec TLS (no allocation to reach it). */
 typedef struct dh_thread {
+    dh_heap_t *fast;      /* = heap, unless there is none or the process
+                             is observed: then dh_empty_heap, whose lists
+                             are empty and range is void, so the fast
+                             paths fall through without a test */
     dh_heap_t *heap;      /* this thread's heap, NULL before the first call */
     uint64_t path;        /* identity: hash of the path in the creation tree */
     uint32_t children;    /* threads created so far */
@@ -58,12 +62,16 @@ typedef struct dh_thread {
     dh_heap_t *inherited; /* heaps of joined threads, LIFO via next_free */
 } dh_thread_t;
 
+DH_HIDDEN extern const dh_heap_t dh_empty_heap;
 DH_HIDDEN extern __thread dh_thread_t dh_self
     __attribute__((tls_model("initial-exec")));
 
 /* Set when stats, trace or stacks are on: every call then goes through the
  * observed (slower) paths. */
 DH_HIDDEN extern int dh_observe;
+
+/* Make h the calling thread's heap (NULL: none). */
+DH_HIDDEN void dh_proc_set_heap(dh_heap_t *h);
 
 /* The calling thread's heap, creating the process heap on first use;
  * NULL if none can be had (ENOMEM). */

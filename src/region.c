@@ -77,6 +77,9 @@ static void layout(dh_heap_t *h, uintptr_t base, uintptr_t size,
     h->state_commit_end = (uintptr_t)dh_state_at(h, h->data_start);
     h->limit = base + size;
     h->os_page = dh_os_page_size();
+    h->data_state = dh_state_at(h, h->data_start);
+    h->state_bias =
+        (uintptr_t)h->data_state - (h->data_start >> DH_GRANULE_SHIFT);
     for (int c = 0; c < DH_NUM_CLASSES; c++)
         h->bins[c].carve = h->bins[c].carve_end = 0;
     h->on_error = cfg->on_error;
@@ -141,6 +144,7 @@ static bool commit_to(dh_heap_t *h, uintptr_t new_top) {
     if (!dh_os_commit((void *)h->commit_end, target - h->commit_end))
         return false;
     h->commit_end = target;
+    h->fast_granules = (target - h->data_start) >> DH_GRANULE_SHIFT;
     return true;
 }
 

@@ -101,7 +101,7 @@ static void on_thread_exit(void *arg) {
     dh_heap_t *h = dh_self.heap;
     if (h != NULL && dh_proc_options()->trace) dh_trace_flush(h);
     h = h ? bundle(h, dh_self.inherited) : dh_self.inherited;
-    dh_self.heap = NULL;
+    dh_proc_set_heap(NULL);
     dh_self.inherited = NULL;
     dh_self.exited = true;
     dh_proc_lock();
@@ -118,7 +118,7 @@ static void on_thread_exit(void *arg) {
 
 static void *trampoline(void *arg) {
     child_t *c = arg;
-    dh_self.heap = c->heap;
+    dh_proc_set_heap(c->heap);
     dh_self.path = c->path;
     dh_self.unordered = c->unordered;
     c->heap = NULL;

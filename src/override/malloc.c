@@ -4,13 +4,12 @@
  * function (errno values, EINVAL for bad alignments, realloc(p, 0),
  * overflow checks) is kept here, the allocation logic is not.
  *
- * malloc and free inline the class-block fast paths (fastpath.h) when the
- * thread already has a heap and no observation (stats, trace) is on;
- * everything else goes through process.c.  Nothing here calls a libc
+ * malloc and free inline lean class-block fast paths when the thread
+ * already has a heap and no observation (stats, trace) is on; everything
+ * else goes through process.c.  Nothing here calls a libc
  * function that could allocate, and every path works before the process
  * heap exists (the first call creates it).
  */
-#include "../fastpath.h"
 #include "../process.h"
 
 #include <errno.h>
@@ -19,23 +18,50 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
+/* The lean fast paths: a free-list pop or push, the state byte and one
+ * counter.  dh_self.fast is dh_empty_heap until the thread has a heap and
+ * whenever the process is observed (stats, trace): its lists are empty and
+ * its range void, so every call falls through to process.c.  Anything
+ * unusual - an empty free list, a large size, a block of another thread's
+ * heap, a bad pointer - takes the same exit.  The main free lists hold only
+ * blocks of the heap's own range, so a block's state byte is at
+ * state_bias + (p >> 4). */
 EXPORT void *malloc(size_t n) {
-    dh_heap_t *h = dh_self.heap;
-    int c = dh_class_of(n);
-    if (DH_LIKELY(h != NULL && c >= 0 && !dh_observe))
-        return dh_fast_alloc(h, c);
-    return dh_proc_malloc(n);
+    dh_heap_t *h = dh_self.fast;
+    int c;
+    if (DH_LIKELY(n <= 1024))
+        c = dh_small_class[(n + 15) >> DH_GRANULE_SHIFT];
+    else if (n <= DH_MAX_CLASS_SIZE)
+        c = dh_class_of(n);
+    else
+        return dh_proc_malloc(n);
+    dh_bin_t *b = &h->bins[c];
+    void **p = b->head;
+    if (DH_UNLIKELY(p == NULL)) return dh_proc_malloc(n);
+    b->head = *p;
+    *p = NULL; /* no free-list link is left for the caller */
+    *(uint8_t *)(h->state_bias + ((uintptr_t)p >> DH_GRANULE_SHIFT)) =
+        (uint8_t)(DH_ST_LIVE + c);
+    b->allocs++;
+    return p;
 }
 
 EXPORT void free(void *ptr) {
-    dh_heap_t *h = dh_self.heap;
-    uintptr_t p = (uintptr_t)ptr;
-    /* own range, 16-byte aligned, carved: then the state byte decides */
-    if (DH_LIKELY(h != NULL && (p & (~h->mask | (DH_GRANULE - 1))) == h->base &&
-                  dh_in_data(h, p) && !dh_observe)) {
-        uint8_t *st = dh_state_at(h, p);
-        if (DH_LIKELY(dh_st_is_live_class(*st))) {
-            dh_fast_free(h, p, st, *st - DH_ST_LIVE);
+    dh_heap_t *h = dh_self.fast;
+    /* granule index in this heap's committed data, rotated so that a
+     * pointer that is not 16-byte aligned becomes huge (NULL is too) */
+    uintptr_t off = (uintptr_t)ptr - h->data_start;
+    uintptr_t g = (off >> DH_GRANULE_SHIFT) |
+                  (off << (sizeof(uintptr_t) * 8 - DH_GRANULE_SHIFT));
+    if (DH_LIKELY(g < h->fast_granules)) {
+        uint8_t *st = h->data_state + g;
+        unsigned c = (unsigned)*st - DH_ST_LIVE;
+        if (DH_LIKELY(c < DH_NUM_CLASSES)) { /* a live class block */
+            dh_bin_t *b = &h->bins[c];
+            *st = (uint8_t)(DH_ST_FREE + c);
+            *(void **)ptr = b->head;
+            b->head = ptr;
+            b->frees++;
             return;
         }
     }
