@@ -16,6 +16,15 @@
 void *dh_bin_alloc_slow(dh_heap_t *h, int c) {
     dh_bin_t *b = &h->bins[c];
     uintptr_t size = dh_class_sizes[c];
+    if (__atomic_load_n(&h->inbox, __ATOMIC_RELAXED) != NULL) {
+        dh_inbox_drain(h);
+        if (b->head != NULL) {
+            void **p = b->head;
+            b->head = *p;
+            *p = NULL;
+            return p;
+        }
+    }
     if (b->foreign != NULL) { /* blocks of other heaps, freed here */
         void **p = b->foreign;
         b->foreign = *p;

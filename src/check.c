@@ -53,11 +53,14 @@ static uintptr_t walk_large(walker_t *w, uintptr_t p, bool *prev_free,
     if (pages == 0 || bytes > h->top - p) return *bad = DH_CHECK_I5, 0;
     size_t granules = bytes >> DH_GRANULE_SHIFT;
     for (int i = 1; i <= DH_TAG_BYTES; i++)
-        if (!dh_st_is_tag(st[i]) || !dh_st_is_tag(st[granules - i]))
-            return *bad = DH_CHECK_I5, 0;
-    if (dh_tag_read(st + granules - DH_TAG_BYTES) != pages)
-        return *bad = DH_CHECK_I5, 0;
-    if (!all_zero(st + 1 + DH_TAG_BYTES, granules - 1 - 2 * DH_TAG_BYTES))
+        if (!dh_st_is_tag(st[i])) return *bad = DH_CHECK_I5, 0;
+    for (int i = 1; i <= DH_TAIL_BYTES; i++)
+        if (!dh_st_is_tag(st[granules - i])) return *bad = DH_CHECK_I5, 0;
+    const uint64_t *tail =
+        (const uint64_t *)(const void *)(st + granules - DH_TAIL_BYTES);
+    if (dh_tail_read(tail) != pages) return *bad = DH_CHECK_I5, 0;
+    if (!all_zero(st + 1 + DH_TAG_BYTES,
+                  granules - 1 - DH_TAG_BYTES - DH_TAIL_BYTES))
         return *bad = DH_CHECK_I1, 0;
     bool live = st[0] == DH_ST_LIVE_LARGE;
     bool mergeable = st[0] == DH_ST_FREE_LARGE;

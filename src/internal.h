@@ -42,8 +42,10 @@
  *                 another heap (freed by another thread); never coalesced
  *   0x80 | 6 bits a large block's size tag: its page count, 6 bits a byte,
  *                 low bits first, in the 6 granules after its start (head
- *                 tag) and in its last 6 granules (tail tag, for the left
- *                 neighbour to be found when coalescing).
+ *                 tag) and in its last 8 granules (tail tag, for the left
+ *                 neighbour to be found when coalescing; those 8 state
+ *                 bytes are one aligned word, accessed atomically because
+ *                 another thread may read it while this one rewrites it).
  *
  * Invariants (dh_heap_check reports the first broken one by number)
  * ----------
@@ -110,7 +112,9 @@ enum {
     DH_ST_FREE_LARGE = 0x4e,
     DH_ST_FREE_FOREIGN = 0x4f,
     DH_ST_TAG = 0x80,        /* | 6 bits of a page count */
-    DH_TAG_BYTES = 6         /* 36 bits of page count */
+    DH_TAG_BYTES = 6,        /* head tag: 36 bits of page count */
+    DH_TAIL_BYTES = 8        /* tail tag: one aligned 64-bit word, written
+                                and read atomically (48 bits of count) */
 };
 
 DH_INLINE bool dh_st_is_live_class(uint8_t s) {
@@ -190,6 +194,9 @@ struct dh_heap {
                                  result), in this heap's order */
     uint64_t ops;             /* observed calls */
     uint8_t *trace_buf;       /* DH_TRACE_BUF bytes in the header area */
+    void *inbox;              /* DETHEAP_REMOTE_FREE=owner: blocks of this
+                                 range freed by other threads, pushed
+                                 atomically, taken whole by the owner */
 };
 
 /* Bytes of trace buffered per heap (in the heap's header area). */
@@ -236,6 +243,9 @@ DH_HIDDEN dh_heap_t *dh_region_lookup(uintptr_t p);
 DH_HIDDEN dh_heap_t *dh_region_create(const dh_config_t *cfg);
 DH_HIDDEN void dh_region_destroy(dh_heap_t *h);
 
+/* process.c: take the blocks other threads returned (owner mode). */
+DH_HIDDEN void dh_inbox_drain(dh_heap_t *h);
+
 /* bin.c: class blocks. */
 DH_HIDDEN void *dh_bin_alloc_slow(dh_heap_t *h, int c);
 DH_HIDDEN void *dh_span_take(dh_heap_t *h); /* a fresh span, or NULL */
@@ -248,6 +258,7 @@ DH_HIDDEN bool dh_large_resize(dh_heap_t *h, uintptr_t p, size_t n);
 DH_HIDDEN void dh_large_set(dh_heap_t *h, uintptr_t p, uint64_t pages,
                             uint8_t head);
 DH_HIDDEN uint64_t dh_tag_read(const uint8_t *tag);
+DH_HIDDEN uint64_t dh_tail_read(const uint64_t *word);
 
 /* heap.c: the shared allocation paths. */
 DH_HIDDEN void *dh_heap_alloc_class(dh_heap_t *h, int c);

@@ -16,8 +16,8 @@
  *
  * A block's size is kept out of line, in the state map (internal.h):
  *
- *   granule:  p     p+1 .. p+6         ...   end-6 .. end-1
- *   state:   head   head tag (pages)         tail tag (pages)
+ *   granule:  p     p+1 .. p+6         ...   end-8 .. end-1
+ *   state:   head   head tag (pages)         tail tag (pages, one word)
  *
  * The tail tag lets a block being freed find its left neighbour's start:
  * the granule just below it is the neighbour's tail tag, or not a tag at
@@ -46,19 +46,45 @@ uint64_t dh_tag_read(const uint8_t *tag) {
     return pages;
 }
 
+/* The tail tag: the 8 state bytes of a block's last 8 granules, which form
+ * one aligned word because blocks end on a page. */
+static uint64_t *tail_word(dh_heap_t *h, uintptr_t end) {
+    return (uint64_t *)(void *)(dh_state_at(h, end) - DH_TAIL_BYTES);
+}
+
+static void tail_write(uint64_t *w, uint64_t pages) {
+    uint64_t v = 0;
+    for (int i = 0; i < DH_TAIL_BYTES; i++, pages >>= 6)
+        v |= (uint64_t)(DH_ST_TAG | (pages & 63)) << (8 * i);
+    __atomic_store_n(w, v, __ATOMIC_RELAXED);
+}
+
+uint64_t dh_tail_read(const uint64_t *w) {
+    uint64_t v = __atomic_load_n(w, __ATOMIC_RELAXED), pages = 0;
+    for (int i = DH_TAIL_BYTES - 1; i >= 0; i--)
+        pages = (pages << 6) | ((v >> (8 * i)) & 63);
+    return pages;
+}
+
+/* Head state bytes of large blocks may be read by the thread whose range
+ * the block is in while the thread holding it changes them. */
+static uint8_t head_read(const uint8_t *st) {
+    return __atomic_load_n(st, __ATOMIC_RELAXED);
+}
+
 void dh_large_set(dh_heap_t *h, uintptr_t p, uint64_t pages, uint8_t head) {
     uint8_t *st = dh_state_at(h, p);
-    uintptr_t granules = pages_bytes(pages) >> DH_GRANULE_SHIFT;
-    st[0] = head;
     tag_write(st + 1, pages);
-    tag_write(st + granules - DH_TAG_BYTES, pages);
+    tail_write(tail_word(h, p + pages_bytes(pages)), pages);
+    __atomic_store_n(st, head, __ATOMIC_RELAXED);
 }
 
 static void large_clear(dh_heap_t *h, uintptr_t p, uint64_t pages) {
     uint8_t *st = dh_state_at(h, p);
-    uintptr_t granules = pages_bytes(pages) >> DH_GRANULE_SHIFT;
-    memset(st, 0, 1 + DH_TAG_BYTES);
-    memset(st + granules - DH_TAG_BYTES, 0, DH_TAG_BYTES);
+    __atomic_store_n(st, (uint8_t)0, __ATOMIC_RELAXED);
+    memset(st + 1, 0, DH_TAG_BYTES);
+    __atomic_store_n(tail_word(h, p + pages_bytes(pages)), (uint64_t)0,
+                     __ATOMIC_RELAXED);
 }
 
 uint64_t dh_large_pages(const dh_heap_t *h, uintptr_t p) {
@@ -198,10 +224,14 @@ static void give_back(dh_heap_t *h, uintptr_t p, uint64_t pages) {
         return;
     }
     if (p > h->data_start) {
-        uint8_t *below = dh_state_at(h, p) - 1;
-        if (dh_st_is_tag(*below)) {
-            uintptr_t q = p - pages_bytes(dh_tag_read(below + 1 - DH_TAG_BYTES));
-            if (*dh_state_at(h, q) == DH_ST_FREE_LARGE) {
+        uint64_t *tail = tail_word(h, p);
+        uint64_t below = dh_tail_read(tail);
+        /* a span's last granules are never tags; a tag word is all tags */
+        if (below != 0 && (__atomic_load_n(tail, __ATOMIC_RELAXED) &
+                           0x8080808080808080ull) == 0x8080808080808080ull &&
+            pages_bytes(below) <= p - h->data_start) {
+            uintptr_t q = p - pages_bytes(below);
+            if (head_read(dh_state_at(h, q)) == DH_ST_FREE_LARGE) {
                 uint64_t qpages = ((node_t *)q)->pages;
                 free_remove(h, q);
                 p = q;
@@ -214,7 +244,7 @@ static void give_back(dh_heap_t *h, uintptr_t p, uint64_t pages) {
         h->top = p;
         return;
     }
-    if (*dh_state_at(h, end) == DH_ST_FREE_LARGE) {
+    if (head_read(dh_state_at(h, end)) == DH_ST_FREE_LARGE) {
         pages += ((node_t *)end)->pages;
         free_remove(h, end);
     }
@@ -224,6 +254,8 @@ static void give_back(dh_heap_t *h, uintptr_t p, uint64_t pages) {
 /* Take `pages` pages: best fit from the tree, else carve from the top.
  * Returns the start, with no state bytes set, or 0 when out of memory. */
 static uintptr_t take_pages(dh_heap_t *h, uint64_t pages) {
+    if (__atomic_load_n(&h->inbox, __ATOMIC_RELAXED) != NULL)
+        dh_inbox_drain(h);
     node_t *n = tree_best_fit(h->large_root, pages);
     if (n != NULL) {
         uintptr_t p = (uintptr_t)n;
@@ -309,7 +341,7 @@ bool dh_large_resize(dh_heap_t *h, uintptr_t p, size_t n) {
             if (more > (h->limit - end) >> DH_PAGE_SHIFT ||
                 !dh_region_grow(h, end + pages_bytes(more)))
                 return false;
-        } else if (*dh_state_at(h, end) == DH_ST_FREE_LARGE &&
+        } else if (head_read(dh_state_at(h, end)) == DH_ST_FREE_LARGE &&
                    ((node_t *)end)->pages >= more) {
             uint64_t next = ((node_t *)end)->pages;
             free_remove(h, end);

@@ -121,6 +121,13 @@ static const char *opt_stats_file(dh_options_t *o, const char *v) {
     return NULL;
 }
 
+static const char *opt_remote(dh_options_t *o, const char *v) {
+    if (is(v, "keep")) o->remote_owner = false;
+    else if (is(v, "owner")) o->remote_owner = true;
+    else return "expected keep or owner";
+    return NULL;
+}
+
 static const char *opt_stacks(dh_options_t *o, const char *v) {
     return parse_bool(v, &o->stacks) ? NULL : "expected 0 or 1";
 }
@@ -134,6 +141,7 @@ static const struct {
     {"DETHEAP_ON_ERROR", opt_on_error}, {"DETHEAP_STATS", opt_stats},
     {"DETHEAP_TRACE", opt_trace},       {"DETHEAP_STACKS", opt_stacks},
     {"DETHEAP_STATS_FILE", opt_stats_file},
+    {"DETHEAP_REMOTE_FREE", opt_remote},
 };
 
 void dh_options_read(dh_options_t *o) {

@@ -17,6 +17,7 @@ typedef struct dh_options {
     const char *stats_file;  /* DETHEAP_STATS_FILE: where the report goes */
     const char *trace;       /* DETHEAP_TRACE: file name template or NULL */
     bool stacks;             /* DETHEAP_STACKS: capture call stacks */
+    bool remote_owner;       /* DETHEAP_REMOTE_FREE=owner: bounded memory */
 } dh_options_t;
 
 #define DH_DEFAULT_BASE ((uintptr_t)0x200000000000ull) /* 32 TiB */

@@ -273,6 +273,50 @@ static void reject(dh_heap_t *h, dh_heap_t *owner, uintptr_t p,
     dh_report(h, call, (void *)p, code, c);
 }
 
+/* DETHEAP_REMOTE_FREE=owner: mark the block free and push it onto its
+ * owner's inbox (lock-free; only the owner takes, and it takes all). */
+static void remote_return(dh_heap_t *h, dh_heap_t *owner, uintptr_t p,
+                          uint8_t s) {
+    uint8_t *st = dh_state_at(owner, p);
+    if (dh_st_is_live_class(s)) {
+        h->bins[s - DH_ST_LIVE].frees++;
+        __atomic_store_n(st, (uint8_t)(s + (DH_ST_FREE - DH_ST_LIVE)),
+                         __ATOMIC_RELAXED);
+    } else { /* counted here; the owner only gives the pages back */
+        uint64_t bytes = dh_large_pages(owner, p) << DH_PAGE_SHIFT;
+        h->large_frees++;
+        h->large_live_count--;
+        h->large_live_bytes -= bytes;
+        __atomic_store_n(st, (uint8_t)DH_ST_FREE_FOREIGN, __ATOMIC_RELAXED);
+    }
+    void *head = __atomic_load_n(&owner->inbox, __ATOMIC_RELAXED);
+    do *(void **)p = head;
+    while (!__atomic_compare_exchange_n(&owner->inbox, &head, (void *)p, true,
+                                        __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+}
+
+void dh_inbox_drain(dh_heap_t *h) {
+    void *list = __atomic_exchange_n(&h->inbox, NULL, __ATOMIC_ACQUIRE);
+    while (list != NULL) {
+        uintptr_t p = (uintptr_t)list;
+        list = *(void **)list;
+        uint8_t s = __atomic_load_n(dh_state_at(h, p), __ATOMIC_RELAXED);
+        if (dh_st_is_free_class(s)) {
+            dh_bin_t *b = &h->bins[s - DH_ST_FREE];
+            *(void **)p = b->head;
+            b->head = (void *)p;
+        } else { /* a large block, already counted as freed: undo the
+                  * counts dh_large_free is about to make, then free it */
+            uint64_t bytes = dh_large_pages(h, p) << DH_PAGE_SHIFT;
+            h->large_frees--;
+            h->large_live_count++;
+            h->large_live_bytes += bytes;
+            h->live_bytes += bytes;
+            dh_large_free(h, p);
+        }
+    }
+}
+
 void dh_proc_free(void *ptr, const char *call) {
     if (ptr == NULL) return;
     WITH_HEAP(h, );
@@ -284,7 +328,10 @@ void dh_proc_free(void *ptr, const char *call) {
     } else {
         if (dh_observe)
             dh_observe_op(h, DH_OP_FREE, dh_block_size(owner, p, s), 0, p, 0);
-        dh_heap_release(h, p, s);
+        if (options.remote_owner && owner != h && !in_limbo)
+            remote_return(h, owner, p, s);
+        else
+            dh_heap_release(h, p, s);
     }
     DONE_HEAP();
 }
