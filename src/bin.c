@@ -20,20 +20,21 @@ void *dh_bin_alloc_slow(dh_heap_t *h, int c) {
         dh_inbox_drain(h);
         if (b->head != NULL) {
             void **p = b->head;
-            b->head = *p;
+            b->head = DH_LINK_READ(p);
             *p = NULL;
             return p;
         }
     }
     if (b->foreign != NULL) { /* blocks of other heaps, freed here */
         void **p = b->foreign;
-        b->foreign = *p;
+        b->foreign = DH_LINK_READ(p);
         *p = NULL;
         return p;
     }
     if (b->carve_end - b->carve < size) {
         uintptr_t span = (uintptr_t)dh_span_take(h);
         if (span == 0) return NULL;
+        DH_MEM_NOACCESS((void *)span, DH_SPAN); /* carved block by block */
         b->carve = span;
         b->carve_end = span + (DH_SPAN / size) * size;
         b->spans++;

@@ -156,11 +156,13 @@ static dh_check_t check_bounds(const dh_heap_t *h) {
 static dh_check_t check_free_list(const dh_heap_t *h, int c, uint64_t expect) {
     uint64_t n = 0;
     if (h->bins[c].foreign != NULL) return DH_CHECK_I3;
-    for (void *p = h->bins[c].head; p != NULL; p = *(void **)p) {
+    for (void *p = h->bins[c].head; p != NULL;) {
         uintptr_t a = (uintptr_t)p;
         if (n++ >= expect || (a & (DH_GRANULE - 1)) || !dh_in_data(h, a) ||
             *dh_state_at(h, a) != DH_ST_FREE + c)
             return DH_CHECK_I3;
+        p = DH_LINK_READ(p);
+        DH_MEM_NOACCESS((void *)a, sizeof(void *));
     }
     return n == expect ? DH_CHECK_OK : DH_CHECK_I3;
 }

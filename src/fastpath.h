@@ -24,7 +24,7 @@ DH_INLINE void *dh_fast_alloc(dh_heap_t *h, int c) {
     void **p = b->head;
     if (DH_LIKELY(p != NULL)) {
         DH_ASSERT("I3", *dh_state_at(h, (uintptr_t)p) == DH_ST_FREE + c);
-        b->head = *p;
+        b->head = DH_LINK_READ(p);
         *p = NULL; /* the link is not left for the caller to see */
     } else {
         p = dh_bin_alloc_slow(h, c);
@@ -35,6 +35,7 @@ DH_INLINE void *dh_fast_alloc(dh_heap_t *h, int c) {
         }
     }
     *dh_state_at(h, (uintptr_t)p) = (uint8_t)(DH_ST_LIVE + c);
+    DH_BLOCK_ALLOC(p, dh_class_sizes[c]);
     b->allocs++;
     h->live_bytes += dh_class_sizes[c];
     if (h->live_bytes > h->peak_live_bytes) h->peak_live_bytes = h->live_bytes;
@@ -49,6 +50,7 @@ DH_INLINE void dh_fast_free(dh_heap_t *h, uintptr_t p, uint8_t *st, int c) {
     *st = (uint8_t)(DH_ST_FREE + c);
     *(void **)p = *list;
     *list = (void *)p;
+    DH_BLOCK_FREE((void *)p, dh_class_sizes[c]);
     b->frees++;
     h->live_bytes -= dh_class_sizes[c];
 }

@@ -76,6 +76,7 @@
 #ifndef DH_INTERNAL_H
 #define DH_INTERNAL_H
 
+#include "annotate.h"
 #include "config.h"
 #include "detheap.h"
 #include "os.h"

@@ -198,6 +198,7 @@ static node_t *tree_best_fit(node_t *t, uint64_t pages) {
  * range it is in never merges it into its own free blocks. */
 static void free_insert(dh_heap_t *h, uintptr_t p, uint64_t pages) {
     node_t *n = (node_t *)p;
+    DH_MEM_ACCESS(n, sizeof *n);
     n->left = n->right = NULL;
     n->pages = pages;
     n->height = 1;
@@ -214,6 +215,7 @@ static void free_remove(dh_heap_t *h, uintptr_t p) {
     h->large_free_count--;
     h->large_free_bytes -= pages_bytes(n->pages);
     large_clear(h, p, n->pages);
+    DH_MEM_NOACCESS(n, sizeof *n);
 }
 
 /* Give [p, p + pages) back: merge with free neighbours and the top.  A
@@ -261,6 +263,7 @@ static uintptr_t take_pages(dh_heap_t *h, uint64_t pages) {
         uintptr_t p = (uintptr_t)n;
         uint64_t have = n->pages;
         free_remove(h, p);
+        DH_MEM_ACCESS(n, sizeof *n);
         memset(n, 0, sizeof *n); /* no stale links in what is handed out */
         if (have > pages) free_insert(h, p + pages_bytes(pages), have - pages);
         return p;
@@ -308,6 +311,7 @@ void *dh_large_alloc(dh_heap_t *h, size_t n, size_t align) {
     } else {
         dh_large_set(h, p, pages, DH_ST_LIVE_LARGE);
     }
+    DH_BLOCK_ALLOC((void *)p, pages_bytes(pages));
     if (p >= old_top) h->large_carved++;
     h->large_allocs++;
     h->large_live_count++;
@@ -319,6 +323,7 @@ void *dh_large_alloc(dh_heap_t *h, size_t n, size_t align) {
 
 void dh_large_free(dh_heap_t *h, uintptr_t p) {
     uint64_t pages = dh_large_pages(h, p);
+    DH_BLOCK_FREE((void *)p, pages_bytes(pages));
     h->large_frees++;
     h->large_live_count--;
     h->large_live_bytes -= pages_bytes(pages);
@@ -332,7 +337,8 @@ void dh_large_free(dh_heap_t *h, uintptr_t p) {
  * Returns false, changing nothing, when it cannot. */
 bool dh_large_resize(dh_heap_t *h, uintptr_t p, size_t n) {
     uint64_t want = pages_for(n), have = dh_large_pages(h, p);
-    if (want == 0 || (want != have && !dh_owns(h, p))) return false;
+    if (want == 0 || (want != have && (!dh_owns(h, p) || DH_ANNOTATING)))
+        return false;
     if (want == have) return true;
     uintptr_t end = p + pages_bytes(have);
     if (want > have) {

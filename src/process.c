@@ -290,7 +290,8 @@ static void remote_return(dh_heap_t *h, dh_heap_t *owner, uintptr_t p,
         __atomic_store_n(st, (uint8_t)DH_ST_FREE_FOREIGN, __ATOMIC_RELAXED);
     }
     void *head = __atomic_load_n(&owner->inbox, __ATOMIC_RELAXED);
-    do *(void **)p = head;
+    if (dh_st_is_live_class(s)) DH_BLOCK_FREE((void *)p, dh_class_sizes[s - 1]);
+    do DH_LINK_WRITE((void *)p, head);
     while (!__atomic_compare_exchange_n(&owner->inbox, &head, (void *)p, true,
                                         __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 }
@@ -299,11 +300,11 @@ void dh_inbox_drain(dh_heap_t *h) {
     void *list = __atomic_exchange_n(&h->inbox, NULL, __ATOMIC_ACQUIRE);
     while (list != NULL) {
         uintptr_t p = (uintptr_t)list;
-        list = *(void **)list;
+        list = DH_LINK_READ(list);
         uint8_t s = __atomic_load_n(dh_state_at(h, p), __ATOMIC_RELAXED);
         if (dh_st_is_free_class(s)) {
             dh_bin_t *b = &h->bins[s - DH_ST_FREE];
-            *(void **)p = b->head;
+            DH_LINK_WRITE((void *)p, b->head);
             b->head = (void *)p;
         } else { /* a large block, already counted as freed: undo the
                   * counts dh_large_free is about to make, then free it */

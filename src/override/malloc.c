@@ -38,10 +38,11 @@ EXPORT void *malloc(size_t n) {
     dh_bin_t *b = &h->bins[c];
     void **p = b->head;
     if (DH_UNLIKELY(p == NULL)) return dh_proc_malloc(n);
-    b->head = *p;
+    b->head = DH_LINK_READ(p);
     *p = NULL; /* no free-list link is left for the caller */
     *(uint8_t *)(h->state_bias + ((uintptr_t)p >> DH_GRANULE_SHIFT)) =
         (uint8_t)(DH_ST_LIVE + c);
+    DH_BLOCK_ALLOC(p, dh_class_sizes[c]);
     b->allocs++;
     return p;
 }
@@ -61,6 +62,7 @@ EXPORT void free(void *ptr) {
             *st = (uint8_t)(DH_ST_FREE + c);
             *(void **)ptr = b->head;
             b->head = ptr;
+            DH_BLOCK_FREE(ptr, dh_class_sizes[c]);
             b->frees++;
             return;
         }
