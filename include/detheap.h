@@ -171,8 +171,9 @@ DH_API uintptr_t dh_heap_base(const dh_heap_t *heap);
 /* Allocate at least n bytes, 16-byte aligned (blocks of a power-of-two class
  * up to 4 KiB are aligned to their size).  n = 0 gives a unique minimum
  * block.  O(1) for n <= 64 KiB; O(log F) above, F = free large blocks.
- * The contents are deterministic: zero for freshly carved memory, else what
- * the program last wrote there, except the first 8 bytes, which are zero.
+ * The contents are deterministic: zero for memory never used before, else
+ * what the program last wrote there; the first 8 bytes are always zero, and
+ * nothing detheap kept in a free block (links, tree nodes) is left over.
  * Fails with NULL and errno ENOMEM when the reserved range or the OS runs
  * out; the heap is unchanged and stays usable. */
 DH_API DH_NODISCARD void *dh_heap_malloc(dh_heap_t *heap, size_t n);
@@ -382,9 +383,12 @@ DH_API void dh_set_stack_hook(dh_stack_fn fn);
 
 /* ---- global error policy ------------------------------------------------ */
 
-/* The policy for pointers that belong to no heap (DH_ERR_FOREIGN), used by
- * dh_free and dh_heap_realloc.  Default DH_ON_ERROR_IGNORE.  Returns false
- * (EINVAL) for an unknown policy.  Thread-safe. */
+/* The policy for pointers given to dh_free that belong to no heap
+ * (DH_ERR_FOREIGN): dh_free names no heap, so no heap's policy applies.
+ * (dh_heap_free and dh_heap_realloc report a foreign pointer through the
+ * named heap's policy.)  Default DH_ON_ERROR_IGNORE.  Returns false with
+ * errno EINVAL for an unknown policy or CALLBACK without a callback.
+ * Thread-safe. */
 DH_API bool dh_set_default_error_policy(dh_on_error_t policy, dh_error_fn cb,
                                         void *user);
 

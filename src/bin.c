@@ -42,5 +42,10 @@ void *dh_bin_alloc_slow(dh_heap_t *h, int c) {
     uintptr_t p = b->carve;
     b->carve += size;
     b->carved++;
+    /* a span may be memory a freed large block used: the first word is
+     * zeroed like a reused block's link, the rest is what the program
+     * wrote there (fresh memory is zero anyway) */
+    DH_MEM_ACCESS((void *)p, sizeof(void *));
+    *(void **)p = NULL;
     return (void *)p;
 }

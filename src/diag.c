@@ -11,6 +11,7 @@
  */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -36,8 +37,10 @@ static _Atomic uint64_t foreign_count;
 bool dh_set_default_error_policy(dh_on_error_t policy, dh_error_fn cb,
                                  void *user) {
     if ((unsigned)policy > DH_ON_ERROR_CALLBACK ||
-        (policy == DH_ON_ERROR_CALLBACK && cb == NULL))
+        (policy == DH_ON_ERROR_CALLBACK && cb == NULL)) {
+        errno = EINVAL;
         return false;
+    }
     atomic_store(&global_cb, cb);
     atomic_store(&global_user, user);
     atomic_store(&global_policy, (int)policy);

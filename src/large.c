@@ -215,6 +215,9 @@ static void free_remove(dh_heap_t *h, uintptr_t p) {
     h->large_free_count--;
     h->large_free_bytes -= pages_bytes(n->pages);
     large_clear(h, p, n->pages);
+    /* the node's links are addresses: never leave them in memory that is
+     * handed out again (inside a merged block, or the block itself) */
+    memset(n, 0, sizeof *n);
     DH_MEM_NOACCESS(n, sizeof *n);
 }
 
@@ -262,9 +265,8 @@ static uintptr_t take_pages(dh_heap_t *h, uint64_t pages) {
     if (n != NULL) {
         uintptr_t p = (uintptr_t)n;
         uint64_t have = n->pages;
-        free_remove(h, p);
+        free_remove(h, p); /* which zeroes the node */
         DH_MEM_ACCESS(n, sizeof *n);
-        memset(n, 0, sizeof *n); /* no stale links in what is handed out */
         if (have > pages) free_insert(h, p + pages_bytes(pages), have - pages);
         return p;
     }
