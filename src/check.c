@@ -30,8 +30,9 @@ typedef struct walker {
 } walker_t;
 
 static bool emit(walker_t *w, uintptr_t p, size_t size, int c, bool live) {
+    if (w->stopped) return true;
     w->visited++;
-    if (w->visit == NULL || w->stopped) return true;
+    if (w->visit == NULL) return true;
     dh_block_info_t info = {(void *)p, size, c, live};
     if (!w->visit(&info, w->user)) w->stopped = true;
     return true;

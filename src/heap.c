@@ -77,11 +77,14 @@ void *dh_heap_calloc(dh_heap_t *h, size_t count, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    uintptr_t fresh = h->high_water; /* memory from here up is still zero */
+    uintptr_t fresh = h->high_water; /* this range is zero from here up */
     void *p = dh_heap_malloc(h, n);
     if (p == NULL) return NULL;
     uintptr_t a = (uintptr_t)p;
-    if (a < fresh) memset(p, 0, a + n <= fresh ? n : fresh - a);
+    if (!dh_owns(h, a)) /* another thread heap's block, freed here */
+        memset(p, 0, n);
+    else if (a < fresh)
+        memset(p, 0, a + n <= fresh ? n : fresh - a);
     return p;
 }
 
