@@ -112,7 +112,7 @@ static int containing_class(const dh_heap_t *h, uintptr_t p) {
     uintptr_t lo = p - h->data_start > DH_SPAN ? p - DH_SPAN : h->data_start;
     for (uintptr_t q = p & ~(DH_GRANULE - 1); q >= lo && q > h->data_start;) {
         q -= DH_GRANULE;
-        uint8_t s = *dh_state_at(h, q);
+        uint8_t s = dh_st_load(dh_state_at(h, q));
         if (s == DH_ST_NONE) continue;
         int c = dh_st_is_live_class(s)   ? s - DH_ST_LIVE
                 : dh_st_is_free_class(s) ? s - DH_ST_FREE
@@ -126,7 +126,7 @@ dh_error_code_t dh_classify(const dh_heap_t *h, uintptr_t p, int *size_class) {
     *size_class = -1;
     if (p & (DH_GRANULE - 1)) return DH_ERR_MISALIGNED;
     if (!dh_in_data(h, p)) return DH_ERR_NOT_A_BLOCK;
-    uint8_t s = *dh_state_at(h, p);
+    uint8_t s = dh_st_load(dh_state_at(h, p));
     if (dh_st_is_free_class(s)) {
         *size_class = s - DH_ST_FREE;
         return DH_ERR_DOUBLE_FREE;

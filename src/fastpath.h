@@ -23,7 +23,8 @@ DH_INLINE void *dh_fast_alloc(dh_heap_t *h, int c) {
     dh_bin_t *b = &h->bins[c];
     void **p = b->head;
     if (DH_LIKELY(p != NULL)) {
-        DH_ASSERT("I3", *dh_state_at(h, (uintptr_t)p) == DH_ST_FREE + c);
+        DH_ASSERT("I3", dh_st_load(dh_state_at(h, (uintptr_t)p)) ==
+                            DH_ST_FREE + c);
         b->head = DH_LINK_READ(p);
         *p = NULL; /* the link is not left for the caller to see */
     } else {
@@ -34,7 +35,7 @@ DH_INLINE void *dh_fast_alloc(dh_heap_t *h, int c) {
             return NULL;
         }
     }
-    *dh_state_at(h, (uintptr_t)p) = (uint8_t)(DH_ST_LIVE + c);
+    dh_st_store(dh_state_at(h, (uintptr_t)p), (uint8_t)(DH_ST_LIVE + c));
     DH_BLOCK_ALLOC(p, dh_class_sizes[c]);
     b->allocs++;
     h->live_bytes += dh_class_sizes[c];
@@ -47,7 +48,7 @@ DH_INLINE void *dh_fast_alloc(dh_heap_t *h, int c) {
 DH_INLINE void dh_fast_free(dh_heap_t *h, uintptr_t p, uint8_t *st, int c) {
     dh_bin_t *b = &h->bins[c];
     void **list = DH_LIKELY(dh_owns(h, p)) ? &b->head : &b->foreign;
-    *st = (uint8_t)(DH_ST_FREE + c);
+    dh_st_store(st, (uint8_t)(DH_ST_FREE + c));
     *(void **)p = *list;
     *list = (void *)p;
     DH_BLOCK_FREE((void *)p, dh_class_sizes[c]);

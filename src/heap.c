@@ -31,7 +31,7 @@ void dh_heap_release(dh_heap_t *h, uintptr_t p, uint8_t s) {
 /* The state byte of p if p is a live block start of h, else 0. */
 uint8_t dh_live_state(const dh_heap_t *h, uintptr_t p) {
     if ((p & (DH_GRANULE - 1)) || !dh_in_data(h, p)) return 0;
-    uint8_t s = *dh_state_at(h, p);
+    uint8_t s = dh_st_load(dh_state_at(h, p));
     return (dh_st_is_live_class(s) || s == DH_ST_LIVE_LARGE) ? s : 0;
 }
 
@@ -106,7 +106,7 @@ void *dh_heap_aligned_alloc(dh_heap_t *h, size_t align, size_t n) {
 }
 
 /* Free p, which is claimed to belong to h, on behalf of `call`. */
-static void free_in(dh_heap_t *h, uintptr_t p, const char *call) {
+void dh_heap_free_in(dh_heap_t *h, uintptr_t p, const char *call) {
     uint8_t s = dh_live_state(h, p);
     if (DH_LIKELY(s != 0)) {
         dh_heap_release(h, p, s);
@@ -126,17 +126,6 @@ static void reject_outside(dh_heap_t *h, uintptr_t p, const char *call) {
         dh_report(h, call, (void *)p, DH_ERR_FOREIGN, -1);
 }
 
-void(dh_free)(void *ptr) {
-    if (ptr == NULL) return;
-    uintptr_t p = (uintptr_t)ptr;
-    dh_heap_t *h = dh_region_lookup(p);
-    if (h == NULL) {
-        dh_report(NULL, "dh_free", ptr, DH_ERR_FOREIGN, -1);
-        return;
-    }
-    free_in(h, p, "dh_free");
-}
-
 void dh_heap_free(dh_heap_t *h, void *ptr) {
     if (ptr == NULL) return;
     uintptr_t p = (uintptr_t)ptr;
@@ -144,7 +133,7 @@ void dh_heap_free(dh_heap_t *h, void *ptr) {
         reject_outside(h, p, "dh_heap_free");
         return;
     }
-    free_in(h, p, "dh_heap_free");
+    dh_heap_free_in(h, p, "dh_heap_free");
 }
 
 size_t dh_usable_size(const void *ptr) {

@@ -126,6 +126,16 @@ DH_INLINE bool dh_st_is_free_class(uint8_t s) {
 }
 DH_INLINE bool dh_st_is_tag(uint8_t s) { return (s & DH_ST_TAG) != 0; }
 
+/* State bytes are read and written with relaxed atomic accesses (plain
+ * moves on x86): with per-thread heaps, a thread may read a neighbour's
+ * state byte while the thread holding that block writes it. */
+DH_INLINE uint8_t dh_st_load(const uint8_t *st) {
+    return __atomic_load_n(st, __ATOMIC_RELAXED);
+}
+DH_INLINE void dh_st_store(uint8_t *st, uint8_t v) {
+    __atomic_store_n(st, v, __ATOMIC_RELAXED);
+}
+
 /* ---- the heap ------------------------------------------------------------ */
 
 /* Per class: free list and carving. */
@@ -188,6 +198,7 @@ struct dh_heap {
     dh_error_fn error_callback;
     void *error_user;
     /* Process heaps only (process.c, thread.c, trace.c). */
+    bool process;             /* one of the process heap's slots */
     struct dh_heap *next;     /* link in a hand-over list */
     uint32_t fresh_children;  /* fresh slots given to threads made here */
     uint32_t trace_len;       /* bytes waiting in trace_buf */
@@ -266,6 +277,7 @@ DH_HIDDEN void *dh_heap_alloc_class(dh_heap_t *h, int c);
 DH_HIDDEN void dh_heap_release(dh_heap_t *h, uintptr_t p, uint8_t s);
 DH_HIDDEN uint8_t dh_live_state(const dh_heap_t *h, uintptr_t p);
 DH_HIDDEN size_t dh_block_size(const dh_heap_t *h, uintptr_t p, uint8_t s);
+DH_HIDDEN void dh_heap_free_in(dh_heap_t *h, uintptr_t p, const char *call);
 DH_HIDDEN void *dh_realloc_block(dh_heap_t *h, uintptr_t p, uint8_t s,
                                  size_t n);
 

@@ -68,20 +68,18 @@ uint64_t dh_tail_read(const uint64_t *w) {
 
 /* Head state bytes of large blocks may be read by the thread whose range
  * the block is in while the thread holding it changes them. */
-static uint8_t head_read(const uint8_t *st) {
-    return __atomic_load_n(st, __ATOMIC_RELAXED);
-}
+static uint8_t head_read(const uint8_t *st) { return dh_st_load(st); }
 
 void dh_large_set(dh_heap_t *h, uintptr_t p, uint64_t pages, uint8_t head) {
     uint8_t *st = dh_state_at(h, p);
     tag_write(st + 1, pages);
     tail_write(tail_word(h, p + pages_bytes(pages)), pages);
-    __atomic_store_n(st, head, __ATOMIC_RELAXED);
+    dh_st_store(st, head);
 }
 
 static void large_clear(dh_heap_t *h, uintptr_t p, uint64_t pages) {
     uint8_t *st = dh_state_at(h, p);
-    __atomic_store_n(st, (uint8_t)0, __ATOMIC_RELAXED);
+    dh_st_store(st, 0);
     memset(st + 1, 0, DH_TAG_BYTES);
     __atomic_store_n(tail_word(h, p + pages_bytes(pages)), (uint64_t)0,
                      __ATOMIC_RELAXED);

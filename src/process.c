@@ -9,6 +9,9 @@
  * or libc, before constructors) creates slot 0's heap.  Nothing here
  * allocates through libc: options come from getenv, heaps from the OS layer.
  *
+ * libc's own thread bookkeeping goes to a shared system heap instead (see
+ * sys_heap below), since when it happens depends on other threads.
+ *
  * Cross-thread free: a block freed by another thread than the one whose
  * heap carved it goes to the freeing thread's own free lists (fastpath.h),
  * so no heap's next address depends on when other threads run.  Each heap
@@ -32,7 +35,12 @@ static dh_options_t options;
 static _Atomic int init_state; /* 0 none, 1 running, 2 done */
 static _Atomic(dh_heap_t *) slot_heap[DH_MAX_SLOTS];
 static _Atomic int lock_word;
-static dh_heap_t *limbo; /* for threads past their exit; under the lock */
+/* The system heap, under the lock: what libc allocates and frees inside
+ * pthread_create/join/detach and in exiting threads (thread stacks' TLS
+ * tables, recycled through libc's stack cache at moments that depend on
+ * timing) and what threads past their exit allocate.  Its blocks always
+ * come back to it, so no thread's own heap sees any of that. */
+static dh_heap_t *sys_heap;
 static dh_heap_t *orphans; /* heaps of detached threads; under the lock */
 static bool fallback_said;
 
@@ -98,6 +106,7 @@ static dh_heap_t *slot_create(uint32_t slot) {
         }
     }
     h->owner_slot = slot;
+    h->process = true;
     if (options.trace) dh_trace_thread(h);
     atomic_store_explicit(&slot_heap[slot], h, memory_order_release);
     return h;
@@ -170,14 +179,26 @@ dh_heap_t *dh_proc_acquire_child_heap(dh_thread_t *parent, bool *unordered) {
 
 dh_heap_t *dh_proc_owner(uintptr_t p) {
     dh_heap_t *h = dh_region_lookup(p);
-    return (h != NULL && h->size == options.reserve) ? h : NULL;
+    return (h != NULL && h->process) ? h : NULL;
 }
 
 /* ---- start-up ----------------------------------------------------------------- */
 
 void dh_proc_set_heap(dh_heap_t *h) {
     dh_self.heap = h;
-    dh_self.fast = (dh_observe || h == NULL) ? (dh_heap_t *)&dh_empty_heap : h;
+    dh_self.fast = (dh_observe || h == NULL || dh_self.in_system)
+                       ? (dh_heap_t *)&dh_empty_heap
+                       : h;
+}
+
+void dh_proc_system_enter(void) {
+    dh_self.in_system = true;
+    dh_proc_set_heap(dh_self.heap);
+}
+
+void dh_proc_system_leave(void) {
+    dh_self.in_system = false;
+    dh_proc_set_heap(dh_self.heap);
 }
 
 static void init_process(void) {
@@ -207,53 +228,74 @@ dh_heap_t *dh_proc_heap_slow(void) {
     return dh_self.heap;
 }
 
-/* A thread past its exit (its heap handed on) allocates from the limbo
- * heap, under the lock. */
-static dh_heap_t *limbo_heap(void) {
-    if (limbo == NULL) limbo = shared_slot_fresh();
-    return limbo;
+/* The system heap; call with the lock held. */
+static dh_heap_t *system_heap(void) {
+    if (sys_heap == NULL)
+        __atomic_store_n(&sys_heap, shared_slot_fresh(), __ATOMIC_RELAXED);
+    return sys_heap;
 }
 
 /* ---- the pointer API of the process heap ---------------------------------- */
 
-#define WITH_HEAP(h, fail)                              \
-    dh_heap_t *h = dh_self.heap;                        \
-    if (DH_UNLIKELY(h == NULL)) h = dh_proc_heap_slow(); \
-    bool in_limbo = false;                              \
-    if (DH_UNLIKELY(h == NULL)) {                       \
-        if (!dh_self.exited) {                          \
-            errno = ENOMEM;                             \
-            return fail;                                \
-        }                                               \
-        dh_proc_lock();                                 \
-        h = limbo_heap();                               \
-        in_limbo = true;                                \
+/* Does this call belong to the system heap?  (Inside a libc thread call,
+ * past the thread's exit, or on one of the system heap's blocks.) */
+static bool system_call(dh_heap_t *owner) {
+    return dh_self.in_system || dh_self.exited ||
+           (owner != NULL &&
+            owner == __atomic_load_n(&sys_heap, __ATOMIC_RELAXED));
+}
+
+/* Start a call: the thread's heap, or the system heap under the lock.
+ * Returns NULL (ENOMEM) if there is none. */
+static dh_heap_t *begin(bool sys, bool *locked) {
+    *locked = false;
+    if (!sys) {
+        dh_heap_t *h = dh_self.heap ? dh_self.heap : dh_proc_heap_slow();
+        if (h != NULL || !dh_self.exited) {
+            if (h == NULL) errno = ENOMEM;
+            return h;
+        }
     }
+    dh_proc_lock();
+    *locked = true;
+    dh_heap_t *h = system_heap();
+    if (h == NULL) {
+        dh_proc_unlock();
+        *locked = false;
+        errno = ENOMEM;
+    }
+    return h;
+}
+
+#define WITH_HEAP(h, owner, fail)                    \
+    bool in_sys = system_call(owner), locked;        \
+    dh_heap_t *h = begin(in_sys, &locked);           \
+    if (DH_UNLIKELY(h == NULL)) return fail;         \
+    bool observed = dh_observe && !locked
 
 #define DONE_HEAP() \
-    if (in_limbo) dh_proc_unlock()
+    if (locked) dh_proc_unlock()
 
 void *dh_proc_malloc(size_t n) {
-    WITH_HEAP(h, NULL);
+    WITH_HEAP(h, NULL, NULL);
     void *p = dh_heap_malloc(h, n);
-    if (dh_observe) dh_observe_op(h, DH_OP_MALLOC, n, 0, 0, (uintptr_t)p);
+    if (observed) dh_observe_op(h, DH_OP_MALLOC, n, 0, 0, (uintptr_t)p);
     DONE_HEAP();
     return p;
 }
 
 void *dh_proc_calloc(size_t count, size_t size) {
-    WITH_HEAP(h, NULL);
+    WITH_HEAP(h, NULL, NULL);
     void *p = dh_heap_calloc(h, count, size);
-    if (dh_observe)
-        dh_observe_op(h, DH_OP_CALLOC, count, size, 0, (uintptr_t)p);
+    if (observed) dh_observe_op(h, DH_OP_CALLOC, count, size, 0, (uintptr_t)p);
     DONE_HEAP();
     return p;
 }
 
 void *dh_proc_aligned(size_t align, size_t n) {
-    WITH_HEAP(h, NULL);
+    WITH_HEAP(h, NULL, NULL);
     void *p = dh_heap_aligned_alloc(h, align, n);
-    if (dh_observe) dh_observe_op(h, DH_OP_ALIGNED, n, align, 0, (uintptr_t)p);
+    if (observed) dh_observe_op(h, DH_OP_ALIGNED, n, align, 0, (uintptr_t)p);
     DONE_HEAP();
     return p;
 }
@@ -320,16 +362,16 @@ void dh_inbox_drain(dh_heap_t *h) {
 
 void dh_proc_free(void *ptr, const char *call) {
     if (ptr == NULL) return;
-    WITH_HEAP(h, );
     uintptr_t p = (uintptr_t)ptr;
     dh_heap_t *owner;
     uint8_t s = proc_live(p, &owner);
+    WITH_HEAP(h, owner, );
     if (s == 0) {
         reject(h, owner, p, call);
     } else {
-        if (dh_observe)
+        if (observed)
             dh_observe_op(h, DH_OP_FREE, dh_block_size(owner, p, s), 0, p, 0);
-        if (options.remote_owner && owner != h && !in_limbo)
+        if (options.remote_owner && owner != h && !locked)
             remote_return(h, owner, p, s);
         else
             dh_heap_release(h, p, s);
@@ -338,26 +380,23 @@ void dh_proc_free(void *ptr, const char *call) {
 }
 
 void *dh_proc_realloc(void *ptr, size_t n, const char *call) {
-    if (ptr == NULL) {
-        WITH_HEAP(h, NULL);
-        void *q = dh_heap_malloc(h, n);
-        if (dh_observe) dh_observe_op(h, DH_OP_REALLOC, n, 0, 0, (uintptr_t)q);
-        DONE_HEAP();
-        return q;
-    }
-    WITH_HEAP(h, NULL);
     uintptr_t p = (uintptr_t)ptr;
-    dh_heap_t *owner;
+    dh_heap_t *owner = NULL;
+    uint8_t s = ptr ? proc_live(p, &owner) : 0;
+    WITH_HEAP(h, owner, NULL);
     void *q = NULL;
-    if (proc_live(p, &owner) == 0) {
+    if (ptr == NULL) {
+        q = dh_heap_malloc(h, n);
+    } else if (s == 0) {
         reject(h, owner, p, call);
         errno = EINVAL;
     } else {
         /* the block may be another thread heap's: it is resized in place
          * only in its own heap, else moved into this thread's */
-        q = dh_realloc_block(h, p, proc_live(p, &owner), n);
-        if (dh_observe) dh_observe_op(h, DH_OP_REALLOC, n, 0, p, (uintptr_t)q);
+        q = dh_realloc_block(h, p, s, n);
     }
+    if (observed && (ptr == NULL || s != 0))
+        dh_observe_op(h, DH_OP_REALLOC, n, 0, p, (uintptr_t)q);
     DONE_HEAP();
     return q;
 }
@@ -369,6 +408,21 @@ size_t dh_proc_usable(const void *ptr) {
 }
 
 /* ---- the dh_malloc family: the process heap under dh_ names -------------- */
+
+/* dh_free serves every heap: a block of the process heap is freed by the
+ * calling thread's heap (as free does), any other heap's by its own. */
+void(dh_free)(void *ptr) {
+    if (ptr == NULL) return;
+    uintptr_t p = (uintptr_t)ptr;
+    dh_heap_t *h = dh_region_lookup(p);
+    if (h == NULL) {
+        dh_report(NULL, "dh_free", ptr, DH_ERR_FOREIGN, -1);
+    } else if (h->process) {
+        dh_proc_free(ptr, "dh_free");
+    } else {
+        dh_heap_free_in(h, p, "dh_free");
+    }
+}
 
 void *dh_malloc(size_t n) { return dh_proc_malloc(n); }
 void *dh_calloc(size_t count, size_t size) { return dh_proc_calloc(count, size); }

@@ -58,6 +58,8 @@ typedef struct dh_thread {
     uint32_t serial;      /* trace: thread number in this process */
     bool exited;          /* its heap has been handed on */
     bool in_hook;         /* re-entered from the trace/stack hooks */
+    bool in_system;       /* inside pthread_create/join/detach: libc's own
+                             allocations go to the system heap */
     bool unordered;       /* its slot came from the shared pool */
     dh_heap_t *inherited; /* heaps of joined threads, LIFO via next_free */
 } dh_thread_t;
@@ -72,6 +74,11 @@ DH_HIDDEN extern int dh_observe;
 
 /* Make h the calling thread's heap (NULL: none). */
 DH_HIDDEN void dh_proc_set_heap(dh_heap_t *h);
+
+/* Enter or leave a libc thread call (pthread_create, join, detach): while
+ * inside, every allocation and free uses the system heap. */
+DH_HIDDEN void dh_proc_system_enter(void);
+DH_HIDDEN void dh_proc_system_leave(void);
 
 /* The calling thread's heap, creating the process heap on first use;
  * NULL if none can be had (ENOMEM). */

@@ -13,7 +13,11 @@
  *                    threads with no place in the tree (shared slots)
  *
  * The hand-over happens in C's last pthread key destructor round, after
- * C's other destructors have run.  fork: the lock is taken around fork and
+ * C's other destructors have run (the first round under TSan, which tears
+ * the thread down in the last).  What libc allocates and frees inside
+ * pthread_create/join/detach (thread stacks' TLS tables, recycled through
+ * libc's stack cache whenever other threads happen to end) goes to the
+ * system heap (process.c), never to the calling thread's heap.  fork: the lock is taken around fork and
  * released (reset) in both processes; the child traces to its own file.
  */
 #include "process.h"
@@ -94,10 +98,12 @@ static void unlink_child(child_t *c) {
  * the last round, after the thread's other destructors. */
 static void on_thread_exit(void *arg) {
     child_t *c = arg;
+#ifndef __SANITIZE_THREAD__ /* TSan finishes the thread in its last round */
     if (++c->rounds < PTHREAD_DESTRUCTOR_ITERATIONS) {
         pthread_setspecific(exit_key, c);
         return;
     }
+#endif
     dh_heap_t *h = dh_self.heap;
     if (h != NULL && dh_proc_options()->trace) dh_trace_flush(h);
     h = h ? bundle(h, dh_self.inherited) : dh_self.inherited;
@@ -150,7 +156,9 @@ __attribute__((visibility("default"))) int pthread_create(pthread_t *tid, const 
     c->next = children;
     children = c;
     dh_proc_unlock();
+    dh_proc_system_enter();
     int rc = real_create(tid, attr, trampoline, c);
+    dh_proc_system_leave();
     if (rc != 0) {
         dh_proc_lock();
         unlink_child(c);
@@ -180,14 +188,18 @@ static void joined(pthread_t tid) {
 
 __attribute__((visibility("default"))) int pthread_join(pthread_t tid, void **ret) {
     resolve();
+    dh_proc_system_enter();
     int rc = real_join(tid, ret);
+    dh_proc_system_leave();
     if (rc == 0) joined(tid);
     return rc;
 }
 
 __attribute__((visibility("default"))) int pthread_tryjoin_np(pthread_t tid, void **ret) {
     resolve();
+    dh_proc_system_enter();
     int rc = real_tryjoin(tid, ret);
+    dh_proc_system_leave();
     if (rc == 0) joined(tid);
     return rc;
 }
@@ -195,14 +207,18 @@ __attribute__((visibility("default"))) int pthread_tryjoin_np(pthread_t tid, voi
 __attribute__((visibility("default"))) int pthread_timedjoin_np(pthread_t tid, void **ret,
                          const struct timespec *abstime) {
     resolve();
+    dh_proc_system_enter();
     int rc = real_timedjoin(tid, ret, abstime);
+    dh_proc_system_leave();
     if (rc == 0) joined(tid);
     return rc;
 }
 
 __attribute__((visibility("default"))) int pthread_detach(pthread_t tid) {
     resolve();
+    dh_proc_system_enter();
     int rc = real_detach(tid);
+    dh_proc_system_leave();
     if (rc != 0) return rc;
     dh_proc_lock();
     child_t *c = children;

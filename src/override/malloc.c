@@ -40,8 +40,8 @@ EXPORT void *malloc(size_t n) {
     if (DH_UNLIKELY(p == NULL)) return dh_proc_malloc(n);
     b->head = DH_LINK_READ(p);
     *p = NULL; /* no free-list link is left for the caller */
-    *(uint8_t *)(h->state_bias + ((uintptr_t)p >> DH_GRANULE_SHIFT)) =
-        (uint8_t)(DH_ST_LIVE + c);
+    dh_st_store((uint8_t *)(h->state_bias + ((uintptr_t)p >> DH_GRANULE_SHIFT)),
+                (uint8_t)(DH_ST_LIVE + c));
     DH_BLOCK_ALLOC(p, dh_class_sizes[c]);
     b->allocs++;
     return p;
@@ -56,10 +56,10 @@ EXPORT void free(void *ptr) {
                   (off << (sizeof(uintptr_t) * 8 - DH_GRANULE_SHIFT));
     if (DH_LIKELY(g < h->fast_granules)) {
         uint8_t *st = h->data_state + g;
-        unsigned c = (unsigned)*st - DH_ST_LIVE;
+        unsigned c = (unsigned)dh_st_load(st) - DH_ST_LIVE;
         if (DH_LIKELY(c < DH_NUM_CLASSES)) { /* a live class block */
             dh_bin_t *b = &h->bins[c];
-            *st = (uint8_t)(DH_ST_FREE + c);
+            dh_st_store(st, (uint8_t)(DH_ST_FREE + c));
             *(void **)ptr = b->head;
             b->head = ptr;
             DH_BLOCK_FREE(ptr, dh_class_sizes[c]);
