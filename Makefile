@@ -54,6 +54,17 @@ demo: build
 	@scripts/deps.sh demo
 	@scripts/demo.sh $(BUILD)
 
+bench: build
+	@scripts/bench.sh $(BUILD)
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
+check-programs: build
+	@scripts/deps.sh test
+	@scripts/check-programs.sh $(BUILD) --cpython
+
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 

@@ -503,3 +503,22 @@ void dh_observe_op(dh_heap_t *h, dh_op_t op, uint64_t a, uint64_t b,
     h->ops++;
     if (options.trace && !dh_self.in_hook) dh_trace_record(h, op, a, b, in, out);
 }
+
+/* At exit: finish the trace and print the statistics.  It lives here, in
+ * the file every user of the process heap links, so that a static link
+ * gets it too. */
+__attribute__((destructor)) static void at_exit(void) {
+    if (dh_self.heap == NULL) return; /* the process heap was never used */
+    const dh_options_t *o = dh_proc_options();
+    if (o->trace) dh_trace_finish();
+    if (!o->stats) return;
+    int fd = 2;
+    if (o->stats_file) {
+        char name[4096];
+        dh_file_name(name, sizeof name, o->stats_file);
+        fd = dh_os_open_write(name);
+        if (fd < 0) fd = 2;
+    }
+    dh_proc_report(fd, o->stats_json);
+    if (fd != 2) dh_os_close(fd);
+}

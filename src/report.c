@@ -115,19 +115,3 @@ void dh_proc_report(int fd, bool json) {
     else
         report_text(fd, &s, fp);
 }
-
-__attribute__((destructor)) static void at_exit(void) {
-    if (dh_self.heap == NULL) return; /* the process heap was never used */
-    const dh_options_t *o = dh_proc_options();
-    if (o->trace) dh_trace_finish();
-    if (!o->stats) return;
-    int fd = 2;
-    if (o->stats_file) {
-        char name[4096];
-        dh_file_name(name, sizeof name, o->stats_file);
-        fd = dh_os_open_write(name);
-        if (fd < 0) fd = 2;
-    }
-    dh_proc_report(fd, o->stats_json);
-    if (fd != 2) dh_os_close(fd);
-}
