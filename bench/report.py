@@ -1,0 +1,511 @@
+#!/usr/bin/env python3
+"""report.py - turn the result files of scripts/bench.sh into the report.
+
+    report.py RESULTS_DIR OUT_MD OUT_PNG
+
+RESULTS_DIR holds tab-separated files written by bench.sh (micro.tsv,
+threads.tsv, ir.tsv, programs.tsv, rss.tsv, handle.tsv, meta.tsv,
+allocators.tsv, commands.tsv, notes.txt); any of them may be missing or
+empty, and every table then says what was not measured instead of failing.
+
+Ratios are always taken between figures of the same round (the allocators
+ran interleaved within it) and summarised as min/median/max over rounds.
+The plot is drawn by gnuplot when it is installed.
+"""
+import math
+import os
+import subprocess
+import sys
+from collections import defaultdict
+
+SUBJECT = "detheap"
+BASELINE = "mimalloc"
+MICRO_DESC = {
+    "pair": "malloc(64)+free in a loop",
+    "pair_live": "the same with one 64-byte block held live",
+    "lifo": "LIFO batches of 100 blocks of 16..1024 bytes",
+    "ws4k": "10k-slot random working set, 16..4096 bytes",
+    "ws64k": "10k-slot random working set, 16..65536 bytes",
+    "realloc": "realloc growth by 1/8 + 16 bytes up to 64 KiB (per call)",
+    "calloc": "calloc of 16..4096 bytes + free",
+}
+
+
+def read_tsv(res, name):
+    path = os.path.join(res, name)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [line.rstrip("\n").split("\t") for line in f if line.strip()]
+
+
+def median(v):
+    v = sorted(v)
+    n = len(v)
+    if n == 0:
+        return None
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def geomean(v):
+    v = [x for x in v if x and x > 0]
+    return math.exp(sum(math.log(x) for x in v) / len(v)) if v else None
+
+
+def fmt(x, digits=2):
+    if x is None:
+        return "–"
+    if abs(x) >= 1000:
+        return "{:,.0f}".format(x)
+    return "{:.{}f}".format(x, digits)
+
+
+class Series:
+    """value[bench][alloc][round] for one kind of measurement."""
+
+    def __init__(self):
+        self.v = defaultdict(lambda: defaultdict(dict))
+
+    def add(self, bench, alloc, rnd, value):
+        self.v[bench][alloc][rnd] = value
+
+    def benches(self):
+        return list(self.v.keys())
+
+    def med(self, bench, alloc):
+        return median(list(self.v[bench].get(alloc, {}).values()))
+
+    def ratios(self, bench, a, b):
+        """a/b for each round where both were measured."""
+        ra, rb = self.v[bench].get(a, {}), self.v[bench].get(b, {})
+        return [ra[r] / rb[r] for r in ra if r in rb and rb[r] > 0]
+
+    def ratio_summary(self, bench, a, b):
+        r = self.ratios(bench, a, b)
+        return (min(r), median(r), max(r)) if r else None
+
+
+def ratio_cell(s):
+    if s is None:
+        return "–"
+    lo, med, hi = s
+    return "{:.2f} ({:.2f}–{:.2f})".format(med, lo, hi)
+
+
+class Report:
+    def __init__(self, res, out_md, out_png):
+        self.res, self.out_md, self.out_png = res, out_md, out_png
+        self.meta = {}
+        self.pkgs = []
+        for row in read_tsv(res, "meta.tsv"):
+            if row[0] == "pkg":
+                self.pkgs.append(row[1])
+            elif len(row) > 1:
+                self.meta[row[0]] = row[1]
+        self.allocs = [r[0] for r in read_tsv(res, "allocators.tsv")]
+        self.libs = {r[0]: r[1] for r in read_tsv(res, "allocators.tsv")}
+        self.has_subject = SUBJECT in self.allocs
+        self.peers = [a for a in self.allocs if a != SUBJECT]
+        self.notes = []
+        if os.path.exists(os.path.join(res, "notes.txt")):
+            self.notes = [l.strip() for l in open(os.path.join(res, "notes.txt")) if l.strip()]
+        self.lines = []
+        self.targets = []  # (target, figure, verdict)
+
+    def w(self, s=""):
+        self.lines.append(s)
+
+    def table(self, header, rows):
+        self.w("| " + " | ".join(header) + " |")
+        self.w("|" + "|".join(" --- " for _ in header) + "|")
+        for r in rows:
+            self.w("| " + " | ".join(r) + " |")
+        self.w()
+
+    def ratio_table(self, series, benches, what, label=lambda b: "`%s`" % b,
+                    subject=SUBJECT):
+        """subject / each peer, median (min–max) over rounds."""
+        if not self.has_subject:
+            self.w("*%s, detheap / peer: detheap was not measured (see Notes).*" % what)
+            self.w()
+            return
+        self.w("%s, %s / peer, median (min–max) over rounds:" % (what, subject))
+        self.w()
+        rows = [[label(b)] + [ratio_cell(series.ratio_summary(b, subject, p))
+                              for p in self.peers] for b in benches]
+        self.table(["benchmark"] + [subject + " / " + p for p in self.peers], rows)
+
+    # ---- sections ------------------------------------------------------
+
+    def machine(self):
+        m = self.meta
+        self.w("# Benchmarks")
+        self.w()
+        self.w("Written by `make bench` (`scripts/bench.sh %s`) in %s mode on %s; "
+               "the run took %s s. Do not edit by hand: rerun the command."
+               % (m.get("build", "build"), m.get("mode", "?"), m.get("date", "?"),
+                  m.get("seconds", "?")))
+        if m.get("mode") == "quick":
+            self.w()
+            self.w("**Quick mode** (`BENCH_QUICK=1`): one round with small sizes, "
+                   "to check the harness. The figures are indicative only.")
+        self.w()
+        self.table(["machine", ""], [
+            ["CPU", m.get("cpu", "?")], ["cores", m.get("cores", "?")],
+            ["RAM", m.get("ram", "?")], ["kernel", m.get("kernel", "?")],
+            ["distribution", m.get("distro", "?")],
+            ["compiler", m.get("cc", "?")],
+            ["detheap build type", m.get("build_type") if m.get("build_type")
+             not in (None, "", "default") else "RelWithDebInfo (the project's default)"],
+            ["tools", "; ".join(x for x in (m.get("hyperfine"), m.get("valgrind"),
+                                           m.get("rustc")) if x)],
+            ["packages", "; ".join(self.pkgs)],
+        ])
+        self.w("Allocators, in the order they run within each round (all but "
+               "glibc through `LD_PRELOAD`):")
+        self.w()
+        self.table(["allocator", "library"],
+                   [[a, "`%s`" % self.libs[a]] for a in self.allocs])
+        self.w("Each measurement runs the allocators one after the other (A B C D "
+               "E, A B C D E, ...) for %s rounds (%s for the real programs); a "
+               "ratio is taken between two allocators' figures of the same round "
+               "and given as median (min–max) over the rounds."
+               % (m.get("rounds", "?"), m.get("prog_rounds", "?")))
+        self.w()
+
+    def micro(self):
+        s = Series()
+        best = Series()
+        for b, r, a, bst, med in read_tsv(self.res, "micro.tsv"):
+            s.add(b, a, r, float(med))
+            best.add(b, a, r, float(bst))
+        self.micro_series = s
+        self.w("## Single-thread microbenchmarks")
+        self.w()
+        self.w("Nanoseconds per malloc+free pair (realloc: per call); each "
+               "program run times %s repetitions and reports their best and "
+               "median; the table gives the median over rounds of the run "
+               "medians, and the best of all. Lower is better."
+               % self.meta.get("micro_reps", "?"))
+        self.w()
+        benches = s.benches()
+        if not benches:
+            self.w("*Not measured.*")
+            self.w()
+            return
+        rows = []
+        for b in benches:
+            row = ["`%s`: %s" % (b, MICRO_DESC.get(b, ""))]
+            for a in self.allocs:
+                mb = best.v[b].get(a, {})
+                row.append("%s (best %s)" % (fmt(s.med(b, a)),
+                                             fmt(min(mb.values())) if mb else "–"))
+            rows.append(row)
+        self.table(["benchmark"] + self.allocs, rows)
+        self.ratio_table(s, benches, "Time ratio")
+        if self.has_subject:
+            g = {p: geomean([(s.ratio_summary(b, SUBJECT, p) or (0, 0, 0))[1]
+                             for b in benches]) for p in self.peers}
+            self.w("Geometric mean of the median ratios: " + ", ".join(
+                "detheap / %s = %s" % (p, fmt(g[p])) for p in self.peers) + ".")
+            self.w()
+            gm = g.get(BASELINE)
+            self.targets.append((
+                "single-thread microbenchmarks: geometric mean of detheap's time "
+                "<= 0.75x mimalloc's", fmt(gm) + "x" if gm else "–",
+                self.verdict(gm, lambda x: x <= 0.75)))
+        else:
+            self.targets.append(("single-thread microbenchmarks: geometric mean "
+                                 "<= 0.75x mimalloc's", "–", "not measured"))
+        self.plot(s, benches)
+
+    def plot(self, s, benches):
+        base = BASELINE if BASELINE in self.allocs else "glibc"
+        series = [a for a in self.allocs if a != base]
+        if not series or not benches:
+            return
+        dat = os.path.join(self.res, "micro_ratios.dat")
+        seen = []
+        with open(dat, "w") as f:
+            f.write("bench " + " ".join(series) + "\n")
+            for b in benches:
+                vals = []
+                for a in series:
+                    r = s.ratio_summary(b, a, base)
+                    vals.append("%.4f" % r[1] if r else "NaN")
+                    if r:
+                        seen.append(r[1])
+                f.write(b + " " + " ".join(vals) + "\n")
+        gp = """set terminal pngcairo size 960,480 noenhanced font ",10"
+set output '{png}'
+set title 'Microbenchmarks: time / {base} (median over rounds; lower is better)'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set logscale y 2
+set yrange [{lo}:{hi}]
+set ylabel 'time ratio (log scale)'
+set grid ytics
+set key outside right top
+set xtics rotate by -20
+plot '{dat}' using 2:xtic(1) title columnheader(2){more}, 1 with lines lc rgb 'black' dt 2 title '{base} = 1'
+""".format(png=self.out_png, base=base, dat=dat,
+           lo=2 ** math.floor(math.log2(min(seen + [0.5]) / 1.2)),
+           hi=2 ** math.ceil(math.log2(max(seen + [2.0]) * 1.2)),
+           more="".join(", '' using %d title columnheader(%d)" % (i + 2, i + 2)
+                        for i in range(1, len(series))))
+        try:
+            subprocess.run(["gnuplot"], input=gp.encode(), check=True,
+                           stderr=subprocess.PIPE)
+        except (OSError, subprocess.CalledProcessError) as e:
+            # pngcairo may be missing from a minimal gnuplot: try plain png.
+            try:
+                subprocess.run(["gnuplot"], input=gp.replace("pngcairo", "png").encode(),
+                               check=True, stderr=subprocess.PIPE)
+            except (OSError, subprocess.CalledProcessError):
+                self.notes.append("the plot could not be drawn: %s" % e)
+                return
+        self.w("![microbenchmark ratios](%s)" % os.path.basename(self.out_png))
+        self.w()
+
+    def threads(self):
+        ops, rss = Series(), Series()
+        cols = []
+        for b, r, a, o, k in read_tsv(self.res, "threads.tsv"):
+            ops.add(b, a, r, float(o))
+            rss.add(b, a, r, float(k))
+            if a not in cols:
+                cols.append(a)
+        self.w("## Two threads")
+        self.w()
+        self.w("`larson`: each thread keeps 1000 live blocks of 16..1024 bytes and "
+               "replaces one at random per operation; one block in 16 is handed to "
+               "the other thread, which frees it. `prodcons`: one thread allocates "
+               "16..1024-byte blocks and passes them through a lock-free queue, the "
+               "other frees them. Throughput is malloc+free pairs per second over "
+               "both threads (higher is better); peak RSS is the process's. "
+               "detheap runs with its default `DETHEAP_REMOTE_FREE=keep` (a block "
+               "freed by another thread joins the freeing thread's free lists, so "
+               "every thread's addresses stay deterministic, but a pure consumer "
+               "never hands memory back to its producer), and as `detheap-owner` "
+               "with `DETHEAP_REMOTE_FREE=owner` (blocks go back to their heap; "
+               "memory stays bounded, addresses depend on timing). The targets use "
+               "the default.")
+        self.w()
+        benches = ops.benches()
+        if not benches:
+            self.w("*Not measured.*")
+            self.w()
+            return
+        rows = [["`%s`" % b] + ["%s M/s, %s MiB" % (
+            fmt(ops.med(b, a) / 1e6 if ops.med(b, a) else None),
+            fmt(rss.med(b, a) / 1024 if rss.med(b, a) else None, 1))
+            for a in cols] for b in benches]
+        self.table(["benchmark"] + cols, rows)
+        for subj in [c for c in cols if c.startswith(SUBJECT)] or [SUBJECT]:
+            self.ratio_table(ops, benches, "Throughput ratio (higher is better)",
+                             subject=subj)
+            self.ratio_table(rss, benches, "Peak RSS ratio", subject=subj)
+        if self.has_subject and BASELINE in self.allocs:
+            meds = {b: (ops.ratio_summary(b, SUBJECT, BASELINE) or (0, None, 0))[1]
+                    for b in benches}
+            ok = all(v is not None and v >= 1.0 for v in meds.values())
+            self.targets.append((
+                "two threads: throughput >= mimalloc's",
+                ", ".join("%s %sx" % (b, fmt(v)) for b, v in meds.items()),
+                "met" if ok else "not met"))
+        else:
+            self.targets.append(("two threads: throughput >= mimalloc's", "–",
+                                 "not measured"))
+
+    def instructions(self):
+        rows = read_tsv(self.res, "ir.tsv")
+        self.w("## Instructions per malloc+free pair")
+        self.w()
+        self.w("`valgrind --tool=callgrind` on `pair_live` (64-byte blocks, one held "
+               "live): (Ir of a run with N pairs − Ir of a run with 0) / N, so "
+               "start-up and exit are left out. Instruction counts do not depend "
+               "on the machine's load, so one round suffices.")
+        self.w()
+        if not rows:
+            self.w("*Not measured.*")
+            self.w()
+            self.targets.append(("<= 40 instructions per malloc+free pair", "–",
+                                 "not measured"))
+            return
+        per = {}
+        table = []
+        for a, n, n1, n0 in rows:
+            per[a] = (int(n1) - int(n0)) / int(n)
+            table.append([a, n, "{:,}".format(int(n1)), "{:,}".format(int(n0)),
+                          fmt(per[a], 1)])
+        self.table(["allocator", "N", "Ir (N)", "Ir (0)", "Ir per pair"], table)
+        v = per.get(SUBJECT)
+        self.targets.append(("<= 40 instructions per malloc+free pair of a small "
+                             "block", fmt(v, 1) if v is not None else "–",
+                             self.verdict(v, lambda x: x <= 40)))
+
+    def programs(self):
+        wall, rss = Series(), Series()
+        same = defaultdict(lambda: True)
+        for name, r, a, t in read_tsv(self.res, "programs.tsv"):
+            wall.add(name, a, r, float(t))
+        for name, r, a, k, _secs, sm in read_tsv(self.res, "rss.tsv"):
+            rss.add(name, a, r, float(k))
+            if sm != "1":
+                same[(name, a)] = False
+        self.w("## Real programs")
+        self.w()
+        self.w("Wall time with `hyperfine -N` (%s warm-up, %s timed runs per "
+               "allocator per round; the median of each round), and peak RSS from "
+               "`build/bench/peakrss` (one run per allocator per round). Inputs are "
+               "generated by `bench/inputs.py` with fixed seeds. Every program's "
+               "output is compared with its output under glibc; a mismatch is "
+               "marked ✗ and listed under Notes."
+               % (self.meta.get("hf_warmup", "?"), self.meta.get("hf_runs", "?")))
+        self.w()
+        progs = rss.benches() or wall.benches()
+        if not progs:
+            self.w("*Not measured.*")
+            self.w()
+            return
+        rows = []
+        for p in progs:
+            row = ["`%s`" % p]
+            for a in self.allocs:
+                t = wall.med(p, a)
+                k = rss.med(p, a)
+                mark = "" if same[(p, a)] else " ✗"
+                row.append("%s ms, %s MiB%s" % (fmt(t * 1000 if t else None, 0),
+                                               fmt(k / 1024 if k else None, 1), mark))
+            rows.append(row)
+        self.w("Median wall time and peak RSS:")
+        self.w()
+        self.table(["program"] + self.allocs, rows)
+        self.ratio_table(wall, progs, "Wall-time ratio")
+        self.ratio_table(rss, progs, "Peak RSS ratio")
+        if self.has_subject:
+            bad_t, bad_m, figs = [], [], []
+            for p in progs:
+                t = wall.ratio_summary(p, SUBJECT, BASELINE)
+                m = rss.ratio_summary(p, SUBJECT, "glibc")
+                if t is None or t[1] > 1.0:
+                    bad_t.append(p)
+                if m is None or m[1] > 1.25:
+                    bad_m.append(p)
+                figs.append("%s %s/%s" % (p, fmt(t[1]) if t else "–",
+                                          fmt(m[1]) if m else "–"))
+            self.targets.append((
+                "real programs: wall time <= mimalloc's on each",
+                "worse on: " + (", ".join(bad_t) or "none"),
+                "met" if not bad_t else "not met"))
+            self.targets.append((
+                "real programs: peak RSS <= 1.25x glibc's on each",
+                "over on: " + (", ".join(bad_m) or "none"),
+                "met" if not bad_m else "not met"))
+        else:
+            for t in ("real programs: wall time <= mimalloc's on each",
+                      "real programs: peak RSS <= 1.25x glibc's on each"):
+                self.targets.append((t, "–", "not measured"))
+
+    def handle(self):
+        s = Series()
+        nops = {}
+        for c, r, impl, _best, med, n in read_tsv(self.res, "handle.tsv"):
+            s.add(c, impl, r, float(med))
+            nops[c] = n
+        self.w("## Handle API against the original Rust design")
+        self.w()
+        self.w("Operations per second on the conformance op scripts "
+               "(`tests/conformance/case*.ops`): `build/bench/handle_ops` drives "
+               "detheap's handle API (dh_alloc, dh_free, dh_get, dh_write; static "
+               "library), `build/bench/handle_ops_rs` the original design "
+               "(binned_alloc.rs compiled in with `rustc -O`). Both parse the "
+               "script first, start every repetition from a fresh heap outside the "
+               "clock, and repeat the script until %s s of timed work; the figure "
+               "is the median repetition. Higher is better."
+               % self.meta.get("handle_seconds", "the given"))
+        self.w()
+        cases = s.benches()
+        if not cases:
+            self.w("*Not measured.*")
+            self.w()
+            self.targets.append(("handle API faster than the original Rust design",
+                                 "–", "not measured"))
+            return
+        rows = []
+        for c in cases:
+            cm, rm = s.med(c, "C"), s.med(c, "Rust")
+            rows.append(["`%s`" % c, nops[c], fmt(cm / 1e6 if cm else None),
+                         fmt(rm / 1e6 if rm else None),
+                         ratio_cell(s.ratio_summary(c, "C", "Rust"))])
+        self.table(["script", "ops", "detheap (M ops/s)", "Rust (M ops/s)",
+                    "detheap / Rust, median (min–max)"], rows)
+        meds = [(s.ratio_summary(c, "C", "Rust") or (0, None, 0))[1] for c in cases]
+        if any(m is None for m in meds):
+            self.targets.append(("handle API faster than the original Rust design",
+                                 "–", "not measured"))
+            return
+        slower = [c for c, m in zip(cases, meds) if m <= 1.0]
+        g = geomean(meds)
+        self.w("Geometric mean detheap / Rust: %s." % fmt(g))
+        self.w()
+        self.targets.append((
+            "handle API faster than the original Rust design (every script)",
+            "geomean %sx; slower on: %s" % (fmt(g), ", ".join(slower) or "none"),
+            "met" if not slower else "not met"))
+
+    def verdict(self, v, ok):
+        if v is None:
+            return "not measured"
+        return "met" if ok(v) else "not met"
+
+    def commands(self):
+        self.w("## Commands")
+        self.w()
+        self.w("Everything above comes from one command, `make bench` "
+               "(`scripts/bench.sh BUILD_DIR`; `BENCH_QUICK=1` for the quick "
+               "mode). It runs, for every allocator (`LD_PRELOAD=<library>`):")
+        self.w()
+        self.w("```")
+        for row in read_tsv(self.res, "commands.tsv"):
+            self.w("%-10s %-10s %s" % tuple(row[:3]))
+        self.w("```")
+        self.w()
+
+    def write(self):
+        self.machine()
+        body_start = len(self.lines)
+        self.micro()
+        self.threads()
+        self.instructions()
+        self.programs()
+        self.handle()
+        body = self.lines[body_start:]
+        self.lines = self.lines[:body_start]
+        self.w("## Targets")
+        self.w()
+        if not self.has_subject:
+            self.w("detheap was not measured in this run (see Notes), so no target "
+                   "could be checked.")
+            self.w()
+        self.table(["target", "figure", "verdict"],
+                   [[t, f, "**%s**" % v] for t, f, v in self.targets])
+        self.lines += body
+        self.commands()
+        self.w("## Notes")
+        self.w()
+        for n in self.notes or ["Nothing failed or was skipped."]:
+            self.w("- " + n)
+        self.w()
+        with open(self.out_md, "w") as f:
+            f.write("\n".join(self.lines))
+
+
+def main():
+    res, out_md, out_png = sys.argv[1:4]
+    Report(res, out_md, out_png).write()
+
+
+if __name__ == "__main__":
+    main()
