@@ -23,7 +23,7 @@ CMAKE_FLAGS ?=
 all: build
 
 deps-build:
-	@scripts/deps.sh build
+	@scripts/deps.sh build tool
 deps-test:
 	@scripts/deps.sh test
 

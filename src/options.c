@@ -18,6 +18,7 @@ bool dh_parse_size(const char *s, uint64_t *out) {
         s += 2;
         if (*s == 0) return false;
     }
+    const char *digits = s;
     for (; *s; s++) {
         unsigned d;
         char c = *s;
@@ -28,6 +29,7 @@ bool dh_parse_size(const char *s, uint64_t *out) {
         if (v > (UINT64_MAX - d) / base) return false;
         v = v * base + d;
     }
+    if (s == digits) return false; /* a suffix needs a number before it */
     unsigned shift = 0;
     if (*s && base == 10) {
         switch (*s) {

@@ -125,6 +125,9 @@ static void put_frames(dh_heap_t *h) {
     int n = hook(frames, MAX_FRAMES);
     dh_self.in_hook = false;
     if (n <= 0) return;
+    /* the record and its addresses go out in one buffer, never split */
+    uint32_t need = RECORD * (1 + (uint32_t)(n + 3) / 4);
+    if (h->trace_len + need > DH_TRACE_BUF) dh_trace_flush(h);
     record_t r = {DH_OP_FRAMES, 0, (uint16_t)n, h->owner_slot, 0, 0, 0};
     put(h, &r);
     for (int i = 0; i < n; i += 4) { /* four frames a record */
@@ -141,6 +144,10 @@ void dh_trace_record(dh_heap_t *h, dh_op_t op, uint64_t a, uint64_t b,
     if (h->trace_buf == NULL) dh_trace_thread(h);
     record_t r = {(uint8_t)op, (uint8_t)(out == 0 && op != DH_OP_FREE), 0,
                   h->owner_slot, a, b ? b : in, out};
+    /* a call and its stack share a buffer: the stack has no slot of its own */
+    if (dh_proc_options()->stacks &&
+        h->trace_len + RECORD * (2 + MAX_FRAMES / 4) > DH_TRACE_BUF)
+        dh_trace_flush(h);
     put(h, &r);
     if (dh_proc_options()->stacks) put_frames(h);
 }

@@ -1,22 +1,39 @@
 /*
  * detheap.c - the detheap command-line tool: subcommand dispatch.
  *
- *   detheap ops [FILE]   replay an op script of the handle API (docs/OPS.md)
+ *   detheap run      run a program on detheap; statistics at exit
+ *   detheap check    run a program several times; where do the runs part?
+ *   detheap report   draw a recorded trace's heap (gnuplot)
+ *   detheap replay   replay a trace against an allocator and measure it
+ *   detheap ops      replay an op script of the handle API (docs/OPS.md)
  *
- * Exit codes: 0 success; 1 the operation failed (e.g. out of memory);
- * 2 usage error or malformed input.
+ * Exit codes: 0 success; 1 the operation failed or the runs differ;
+ * 2 usage error or malformed input; `run` exits with the program's status.
+ * The manual is docs/detheap.1.
  */
 #include <detheap.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "commands.h"
 #include "ops.h"
 
 static const char usage[] =
     "usage: detheap <command> [options]\n"
     "\n"
     "commands:\n"
+    "  run [--stats] [--json] [--trace FILE] [--base ADDR] -- CMD ARGS\n"
+    "                 run CMD on detheap; exit with its status\n"
+    "  check [-n N] -- CMD ARGS\n"
+    "                 run CMD N times (default 2); say whether the runs made\n"
+    "                 the same heap calls with the same addresses, or where\n"
+    "                 they first part and from which call stack\n"
+    "  report TRACE -o OUT.svg|OUT.png\n"
+    "                 draw live bytes per size class and the size histogram\n"
+    "  replay TRACE [--allocator NAME|PATH]\n"
+    "                 replay a trace against detheap, glibc or another\n"
+    "                 allocator; time, peak RSS, instructions\n"
     "  ops [FILE]     replay a handle-API op script (stdin if FILE is - or\n"
     "                 absent) on a fresh heap; one answer per op\n"
     "\n"
@@ -24,7 +41,8 @@ static const char usage[] =
     "  -h, --help     this help (also: detheap <command> --help)\n"
     "  --version      print the version\n"
     "\n"
-    "exit status: 0 success, 1 failure, 2 usage error or malformed input\n";
+    "exit status: 0 success, 1 failure or nondeterministic runs, 2 usage\n"
+    "error or malformed input; run passes CMD's status through\n";
 
 static const char ops_usage[] =
     "usage: detheap ops [FILE]\n"
@@ -70,6 +88,12 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(cmd, "ops") == 0) return cmd_ops(argc - 1, argv + 1);
+    if (strcmp(cmd, "run") == 0) return dh_cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "check") == 0) return dh_cmd_check(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0) return dh_cmd_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "replay") == 0) return dh_cmd_replay(argc - 1, argv + 1);
+    if (strcmp(cmd, "__replay-child") == 0)
+        return dh_cmd_replay_child(argc - 1, argv + 1);
     fprintf(stderr, "detheap: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }
