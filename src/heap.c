@@ -117,13 +117,16 @@ void dh_heap_free_in(dh_heap_t *h, uintptr_t p, const char *call) {
     dh_report(h, call, (void *)p, code, c);
 }
 
-/* Report a pointer that is not in h's range: another heap's, or foreign. */
+/* Report a pointer that is not in h's range: a live block of another
+ * heap, another heap's bad pointer (classified there), or foreign. */
 static void reject_outside(dh_heap_t *h, uintptr_t p, const char *call) {
     dh_heap_t *other = dh_region_lookup(p);
-    if (other != NULL && dh_live_state(other, p))
-        dh_report(h, call, (void *)p, DH_ERR_WRONG_HEAP, -1);
-    else
-        dh_report(h, call, (void *)p, DH_ERR_FOREIGN, -1);
+    int c = -1;
+    dh_error_code_t code = DH_ERR_FOREIGN;
+    if (other != NULL)
+        code = dh_live_state(other, p) ? DH_ERR_WRONG_HEAP
+                                       : dh_classify(other, p, &c);
+    dh_report(h, call, (void *)p, code, c);
 }
 
 void dh_heap_free(dh_heap_t *h, void *ptr) {

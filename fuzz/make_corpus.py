@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""make_corpus.py - writes the fuzzers' seed corpora into fuzz/corpus/.
+
+The seeds are small, and a pure function of this script: a few
+hand-written programs per target (in each fuzzer's input language, see the
+comment at the top of fuzz_*.c) and a few pseudo-random ones from a fixed
+linear congruential generator.  Run it from anywhere; it rewrites the files.
+"""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def lcg_bytes(seed, n):
+    out = bytearray()
+    x = seed
+    for _ in range(n):
+        x = (x * 6364136223846793005 + 1442695040888963407) % 2**64
+        out.append(x >> 56)
+    return bytes(out)
+
+
+def write(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+# fuzz_handle: op byte (% 12), then its arguments.
+ALLOC_CLASS = 11  # + class index byte
+
+
+def h_alloc_class(c):
+    return bytes([ALLOC_CLASS, c])
+
+
+def h_free(i):
+    return bytes([4]) + struct.pack("<H", i)
+
+
+def h_write(i, how, seed):
+    return bytes([8, how, seed]) + struct.pack("<H", i)
+
+
+def h_read(i):
+    return bytes([10]) + struct.pack("<H", i) + bytes([0])
+
+
+lifo = b"".join(h_alloc_class(1) for _ in range(3))
+lifo += h_free(0) + h_free(1) + h_free(2)
+lifo += b"".join(h_alloc_class(1) for _ in range(3)) + h_read(0) + h_read(2)
+write("fuzz_handle", "lifo_reuse", lifo)
+mixed = b"".join(h_alloc_class(c) for c in range(13))
+mixed += h_write(3, 1, 7) + h_write(0, 2, 9) + h_read(3) + h_read(0)
+mixed += bytes([6]) + struct.pack("<H", 5)          # double free
+mixed += bytes([7, 3]) + struct.pack("<I", 123457)  # never-issued handle
+mixed += h_alloc_class(5) + h_read(5)
+write("fuzz_handle", "all_classes_write_double_free", mixed)
+large = bytes([0, 7]) + struct.pack("<H", 1000)     # alloc 65537 + 8000
+large += bytes([0, 7]) + struct.pack("<H", 9)
+large += bytes([0x89, 1, 0x44, 0])                  # write the large block
+large += bytes([0x84, 0]) + bytes([0, 5, 12]) + bytes([0x84, 0])
+write("fuzz_handle", "large_and_boundaries", large)
+for k in range(3):
+    write("fuzz_handle", "random_%d" % k, lcg_bytes(100 + k, 160))
+
+# fuzz_pointer: op byte (% 10), then its arguments.
+ptr = bytes([0, 0, 40, 0, 1, 200, 2, 1, 10, 0, 10, 0])   # malloc, calloc
+ptr += bytes([3, 6, 0, 100])                             # aligned 64
+ptr += bytes([4, 0, 4]) + struct.pack("<H", 3000) + bytes([1])  # realloc
+ptr += bytes([8, 7, 0])                                  # free twice
+ptr += bytes([8, 1, 0]) + struct.pack("<H", 1)           # interior
+ptr += bytes([8, 2, 0, 3, 0])                            # misaligned
+ptr += bytes([8, 3, 5, 8, 3, 4])                         # header, top
+ptr += bytes([8, 4, 9, 8, 20, 9])                        # foreign
+ptr += bytes([7, 0, 64, 8, 5, 0])                        # wrong heap
+ptr += bytes([8, 0, 0, 8, 6, 0, 5, 0x80])                # stale, NULL
+write("fuzz_pointer", "every_call_and_misuse", ptr)
+big = bytes([0, 7]) + struct.pack("<H", 3000)            # large
+big += bytes([3, 20, 0, 16])                             # aligned 1 MiB
+big += bytes([3, 0x80 | 5, 0, 8])                        # bad alignment
+big += bytes([2, 0, 0, 0, 0, 0])                         # calloc overflow
+big += bytes([8, 0, 1, 5, 0, 5, 0])
+write("fuzz_pointer", "large_aligned_bad_alignment", big)
+for k in range(3):
+    write("fuzz_pointer", "random_%d" % k, lcg_bytes(200 + k, 160))
+
+# fuzz_options: even first byte = a size string, odd = option values.
+for i, s in enumerate([b"0", b"64G", b"0x1f", b"1KiB", b"16tb",
+                       b"18446744073709551615", b"0x10000000000000000",
+                       b"17179869184T", b"12Q"]):
+    write("fuzz_options", "size_%d" % i, b"\x00" + s)
+env = b"\n".join([b"0x200000000000", b"64G", b"warn", b"json", b"t.%p",
+                  b"1", b"stats.txt", b"owner"])
+write("fuzz_options", "env_all_good", b"\x01" + env)
+env = b"\n".join([b"0x1234", b"1K", b"loud", b"maybe", b"", b"2", b"",
+                  b"mine"])
+write("fuzz_options", "env_all_bad", b"\x01" + env)
+write("fuzz_options", "env_some_unset", b"\x01\xff\n4T\n\xff\nyes\n\xff")
+
+# fuzz_trace: a valid trace with one record of each kind, and damaged ones.
+
+
+def rec(op, a=0, b=0, c=0, flags=0, extra=0, slot=0):
+    return struct.pack("<BBHIQQQ", op, flags, extra, slot, a, b, c)
+
+
+hdr = b"DHTRACE1" + struct.pack("<IIQQQQQQ", 1, 32, 4242, 1, 0x200000000000,
+                                64 << 30, 1, 0)
+body = rec(8, 0x1234, 0, 0)
+body += rec(1, 100, 0, 0x200000410000)
+body += rec(2, 4, 25, 0x200000410070)
+body += rec(3, 300, 0x200000410000, 0x200000420000)
+body += rec(9, extra=3) + struct.pack("<QQQQ", 0x401000, 0x401100, 0x401200, 0)
+body += rec(4, 112, 0x200000410070, 0)
+body += rec(5, 64, 4096, 0x200000500000, flags=0)
+body += rec(1, 1 << 50, 0, 0, flags=1)
+text = b"00400000-00401000 r-xp 0 0:0 0 /bin/x\n"
+body += rec(10, len(text)) + text + b" " * (-len(text) % 32)
+body += rec(11, 9, 0xabcdef, 0x123456)
+write("fuzz_trace", "valid_every_op", hdr + body)
+write("fuzz_trace", "header_only", hdr)
+write("fuzz_trace", "truncated_record", hdr + body[:50])
+write("fuzz_trace", "bad_op", hdr + rec(77))
+write("fuzz_trace", "frames_past_end", hdr + rec(9, extra=9))
