@@ -213,7 +213,8 @@ dh_check_t dh_heap_check(const dh_heap_t *h) {
         return DH_CHECK_I7;
     if (w.n.large_live != h->large_live_count ||
         w.n.large_live_bytes != h->large_live_bytes ||
-        w.n.live_bytes != h->live_bytes || h->live_bytes > h->peak_live_bytes)
+        w.n.live_bytes != dh_heap_live_bytes(h) ||
+        (!h->process && h->live_bytes > h->peak_live_bytes))
         return DH_CHECK_I9;
     return DH_CHECK_OK;
 }

@@ -189,6 +189,16 @@ void *dh_heap_realloc(dh_heap_t *h, void *ptr, size_t n) {
 
 /* ---- statistics ------------------------------------------------------------- */
 
+/* Live bytes of h.  A process heap's blocks are also counted by malloc's
+ * lean fast paths, which count blocks, not bytes: derive them. */
+uint64_t dh_heap_live_bytes(const dh_heap_t *h) {
+    if (!h->process) return h->live_bytes;
+    uint64_t bytes = h->large_live_bytes;
+    for (int c = 0; c < DH_NUM_CLASSES; c++)
+        bytes += (h->bins[c].allocs - h->bins[c].frees) * dh_class_sizes[c];
+    return bytes;
+}
+
 bool dh_heap_stats(const dh_heap_t *h, dh_stats_t *out, size_t out_size) {
     if (h == NULL || out == NULL || out_size < 2 * sizeof(uint32_t)) {
         errno = EINVAL;
@@ -220,8 +230,9 @@ bool dh_heap_stats(const dh_heap_t *h, dh_stats_t *out, size_t out_size) {
     s.total_blocks += h->large_carved;
     s.free_block_count += h->large_free_count;
     s.storage_bytes = h->high_water - h->data_start;
-    s.live_bytes = h->live_bytes;
-    s.peak_live_bytes = h->peak_live_bytes;
+    s.live_bytes = dh_heap_live_bytes(h);
+    s.peak_live_bytes = h->peak_live_bytes > s.live_bytes ? h->peak_live_bytes
+                                                          : s.live_bytes;
     s.committed_bytes =
         (h->commit_end - h->data_start) +
         (h->state_commit_end - (uintptr_t)dh_state_at(h, h->data_start));

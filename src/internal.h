@@ -277,6 +277,7 @@ DH_HIDDEN void *dh_heap_alloc_class(dh_heap_t *h, int c);
 DH_HIDDEN void dh_heap_release(dh_heap_t *h, uintptr_t p, uint8_t s);
 DH_HIDDEN uint8_t dh_live_state(const dh_heap_t *h, uintptr_t p);
 DH_HIDDEN size_t dh_block_size(const dh_heap_t *h, uintptr_t p, uint8_t s);
+DH_HIDDEN uint64_t dh_heap_live_bytes(const dh_heap_t *h);
 DH_HIDDEN void dh_heap_free_in(dh_heap_t *h, uintptr_t p, const char *call);
 DH_HIDDEN void *dh_realloc_block(dh_heap_t *h, uintptr_t p, uint8_t s,
                                  size_t n);

@@ -38,6 +38,7 @@ typedef struct child {
     bool unordered;      /* its slot came from the shared pool */
     bool detached;
     bool exited;         /* its heaps are in `heap` (chained by next) */
+    bool claimed;        /* a join of it is under way */
     int rounds;          /* destructor rounds seen */
     pthread_t tid;
     struct child *next;  /* in `children`, under the lock */
@@ -174,64 +175,87 @@ __attribute__((visibility("default"))) int pthread_create(pthread_t *tid, const 
     return 0;
 }
 
-/* After a successful join of tid: inherit its heaps. */
-static void joined(pthread_t tid) {
+/* Before joining tid: claim its record.  The lookup must happen now, while
+ * tid still names that thread: once it is joined, libc may give its
+ * descriptor (and so its pthread_t) to a thread created meanwhile, whose
+ * record would then match too.  Records being joined are skipped. */
+static child_t *claim(pthread_t tid) {
     dh_proc_lock();
     child_t *c = children;
-    while (c && !(c->exited && pthread_equal(c->tid, tid))) c = c->next;
-    if (c) unlink_child(c);
+    while (c && (c->claimed || !pthread_equal(c->tid, tid))) c = c->next;
+    if (c) c->claimed = true;
     dh_proc_unlock();
+    return c;
+}
+
+/* After the join of c's thread: on success inherit its heaps, else let the
+ * record be claimed again. */
+static void joined(child_t *c, int rc) {
     if (c == NULL) return;
+    dh_proc_lock();
+    if (rc == 0)
+        unlink_child(c);
+    else
+        c->claimed = false;
+    dh_proc_unlock();
+    if (rc != 0) return;
     dh_self.inherited = bundle(c->heap, dh_self.inherited);
     dh_proc_free(c, "free");
 }
 
 __attribute__((visibility("default"))) int pthread_join(pthread_t tid, void **ret) {
     resolve();
+    child_t *c = claim(tid);
     dh_proc_system_enter();
     int rc = real_join(tid, ret);
     dh_proc_system_leave();
-    if (rc == 0) joined(tid);
+    joined(c, rc);
     return rc;
 }
 
 __attribute__((visibility("default"))) int pthread_tryjoin_np(pthread_t tid, void **ret) {
     resolve();
+    child_t *c = claim(tid);
     dh_proc_system_enter();
     int rc = real_tryjoin(tid, ret);
     dh_proc_system_leave();
-    if (rc == 0) joined(tid);
+    joined(c, rc);
     return rc;
 }
 
 __attribute__((visibility("default"))) int pthread_timedjoin_np(pthread_t tid, void **ret,
                          const struct timespec *abstime) {
     resolve();
+    child_t *c = claim(tid);
     dh_proc_system_enter();
     int rc = real_timedjoin(tid, ret, abstime);
     dh_proc_system_leave();
-    if (rc == 0) joined(tid);
+    joined(c, rc);
     return rc;
 }
 
 __attribute__((visibility("default"))) int pthread_detach(pthread_t tid) {
     resolve();
+    child_t *c = claim(tid); /* before: see claim() */
     dh_proc_system_enter();
     int rc = real_detach(tid);
     dh_proc_system_leave();
-    if (rc != 0) return rc;
+    bool reap = false;
     dh_proc_lock();
-    child_t *c = children;
-    while (c && !pthread_equal(c->tid, tid)) c = c->next;
-    bool reap = c && c->exited;
-    if (c) c->detached = true;
-    if (reap) {
-        dh_proc_orphan(c->heap);
-        unlink_child(c);
+    if (c != NULL) {
+        c->claimed = false;
+        if (rc == 0) {
+            c->detached = true;
+            reap = c->exited;
+            if (reap) {
+                dh_proc_orphan(c->heap);
+                unlink_child(c);
+            }
+        }
     }
     dh_proc_unlock();
     if (reap) dh_proc_free(c, "free");
-    return 0;
+    return rc;
 }
 
 static void before_fork(void) { dh_proc_lock(); }

@@ -1,0 +1,288 @@
+/*
+ * ov_helper.c - a small program run with libdetheap.so preloaded by the
+ * drop-in tests (test_misuse, test_exec).  It is linked against libc only;
+ * what it needs of detheap beyond malloc (stats, the heap check) it looks up
+ * with dlsym, so it also shows that the preloaded library exports them.
+ *
+ *   ov_helper first            print the first malloc result: "first 0x..."
+ *   ov_helper misuse NAME      perform the misuse NAME (docs/ERRORS.md),
+ *                              after printing "ptr 0x..." (the pointer it
+ *                              hands over), then, if still alive, prove the
+ *                              heap works and print "continued ..."
+ *   ov_helper fork N           one thread allocates in a loop while the main
+ *                              thread forks N times; each child allocates,
+ *                              frees, creates a thread and exits 0
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "detheap.h"
+
+/* The heap's reserve with the default options: 64 GiB per thread. */
+#define RESERVE ((uintptr_t)64 << 30)
+
+static int usage(void) {
+    fprintf(stderr, "usage: ov_helper first | misuse NAME | fork N\n");
+    return 2;
+}
+
+static void *lookup(const char *name) {
+    void *f = dlsym(RTLD_DEFAULT, name);
+    if (f == NULL) {
+        fprintf(stderr, "ov_helper: %s not found: not preloaded?\n", name);
+        exit(3);
+    }
+    return f;
+}
+
+static int first(void) {
+    void *p = malloc(24);
+    printf("first %p\n", p);
+    return 0;
+}
+
+/* ---- misuse ------------------------------------------------------------- */
+
+static int static_object[8];
+
+/* Print the pointer the misuse will hand over, and make sure it is out
+ * before an abort. */
+static void *announce(void *p) {
+    printf("ptr %p\n", p);
+    fflush(stdout);
+    return p;
+}
+
+/* Free p and return its address, which is all a double free needs (kept
+ * as an integer so that it is plainly not a use of the freed memory). */
+static void *free_keep_address(void *p) {
+    uintptr_t a = (uintptr_t)p;
+    free(p);
+    return (void *)a;
+}
+
+/* The pointer a misuse case hands to free/realloc; `keep` holds blocks that
+ * must stay live for the case (a neighbour, the block itself). */
+static void *misuse_pointer(const char *what, void **keep) {
+    if (strcmp(what, "double-free-class") == 0) {
+        return free_keep_address(malloc(40));
+    }
+    if (strcmp(what, "double-free-large") == 0) {
+        void *p = malloc(300000);
+        keep[0] = malloc(300000); /* a live neighbour: p is not at the top */
+        return free_keep_address(p);
+    }
+    if (strcmp(what, "double-free-large-top") == 0) {
+        /* the last carved block: freed, it goes back to the top */
+        return free_keep_address(malloc(300000));
+    }
+    if (strcmp(what, "interior-class") == 0)
+        return (char *)(keep[0] = malloc(40)) + 16;
+    if (strcmp(what, "interior-large") == 0)
+        return (char *)(keep[0] = malloc(300000)) + 8192;
+    if (strcmp(what, "misaligned") == 0)
+        return (char *)(keep[0] = malloc(40)) + 1;
+    if (strcmp(what, "misaligned-8") == 0)
+        return (char *)(keep[0] = malloc(40)) + 8;
+    if (strcmp(what, "foreign-stack") == 0) {
+        static char *stack_ptr;
+        char local[32];
+        stack_ptr = local; /* only its address is used, never its bytes */
+        return stack_ptr;
+    }
+    if (strcmp(what, "foreign-static") == 0) return static_object;
+    if (strcmp(what, "foreign-mmap") == 0) {
+        void *m = mmap(NULL, 65536, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        return m == MAP_FAILED ? NULL : m;
+    }
+    if (strcmp(what, "header") == 0) { /* the heap's own header */
+        keep[0] = malloc(40);
+        return (void *)(((uintptr_t)keep[0] & ~(RESERVE - 1)) + 64);
+    }
+    if (strcmp(what, "state-map") == 0) { /* inside the state map */
+        keep[0] = malloc(40);
+        return (void *)(((uintptr_t)keep[0] & ~(RESERVE - 1)) + (1u << 20));
+    }
+    if (strcmp(what, "uncarved") == 0) { /* data never handed out */
+        keep[0] = malloc(40);
+        return (void *)(((uintptr_t)keep[0] & ~(RESERVE - 1)) +
+                        ((uintptr_t)60 << 30));
+    }
+    return NULL;
+}
+
+typedef bool (*stats_fn)(dh_stats_t *, size_t);
+typedef dh_heap_t *(*heap_of_fn)(const void *);
+typedef dh_check_t (*check_fn)(const dh_heap_t *);
+
+/* What a rejected call must leave alone: the process statistics (all but
+ * the rejection counts) and the verdict of the heap check. */
+typedef struct snapshot {
+    dh_stats_t stats;
+    dh_check_t check;
+} snapshot_t;
+
+static void take(snapshot_t *s, void *probe) {
+    stats_fn stats = (stats_fn)lookup("dh_process_stats");
+    heap_of_fn heap_of = (heap_of_fn)lookup("dh_heap_of");
+    check_fn check = (check_fn)lookup("dh_heap_check");
+    memset(s, 0, sizeof *s);
+    if (!stats(&s->stats, sizeof s->stats)) exit(6);
+    s->check = check(heap_of(probe));
+}
+
+static bool unchanged(const snapshot_t *a, const snapshot_t *b) {
+    dh_stats_t x = a->stats, y = b->stats;
+    x.rejected_frees = y.rejected_frees = 0;
+    memset(x.rejected_by_code, 0, sizeof x.rejected_by_code);
+    memset(y.rejected_by_code, 0, sizeof y.rejected_by_code);
+    return memcmp(&x, &y, sizeof x) == 0 && a->check == b->check;
+}
+
+/* After a misuse the program was allowed to survive: nothing changed but
+ * the count, and the heap goes on working.  Prints the line the test looks
+ * for. */
+static int carry_on(const snapshot_t *before, void *probe,
+                    const char *realloc_result) {
+    snapshot_t after;
+    take(&after, probe);
+    bool same = unchanged(before, &after);
+    void *blocks[64];
+    for (int round = 0; round < 4; round++) {
+        for (int i = 0; i < 64; i++) {
+            size_t n = (size_t)(i * 37 % 1500) + (i % 7 == 0 ? 100000 : 0);
+            blocks[i] = malloc(n);
+            if (blocks[i] == NULL) return 4;
+            memset(blocks[i], i, n);
+        }
+        for (int i = 0; i < 64; i += 2) free(blocks[i]);
+        for (int i = 1; i < 64; i += 2) {
+            blocks[i] = realloc(blocks[i], 3000);
+            if (blocks[i] == NULL) return 5;
+            for (int k = 0; k < 16; k++)
+                if (((unsigned char *)blocks[i])[k] != i) return 5;
+        }
+        for (int i = 1; i < 64; i += 2) free(blocks[i]);
+    }
+    printf("continued rejected=%" PRIu64 " unchanged=%d%s\n",
+           after.stats.rejected_frees - before->stats.rejected_frees,
+           (int)same, realloc_result);
+    return same ? 0 : 7;
+}
+
+static int misuse(const char *name) {
+    void *keep[2] = {NULL, NULL};
+    bool use_realloc = strncmp(name, "realloc-", 8) == 0;
+    bool use_array = strncmp(name, "reallocarray-", 13) == 0;
+    const char *what = use_realloc ? name + 8 : use_array ? name + 13 : name;
+    /* stdout's buffer is allocated now, not between the setup's free and
+     * the misuse, where it could take the freed block over */
+    printf("misuse %s\n", name);
+    fflush(stdout);
+    void *probe = malloc(16);
+    void *p = misuse_pointer(what, keep);
+    if (p == NULL) return usage();
+    announce(p);
+    snapshot_t before;
+    take(&before, probe);
+    const char *res = "";
+    if (use_realloc || use_array) {
+        errno = 0;
+        void *q = use_realloc ? realloc(p, 100) : reallocarray(p, 10, 10);
+        res = q == NULL && errno == EINVAL ? " realloc=einval"
+                                           : " realloc=unexpected";
+    } else {
+        free(p);
+    }
+    int rc = carry_on(&before, probe, res);
+    free(keep[0]);
+    free(probe);
+    return rc;
+}
+
+/* ---- fork --------------------------------------------------------------- */
+
+static atomic_bool stop;
+
+static void *churn(void *arg) {
+    (void)arg;
+    void *slots[128] = {0};
+    unsigned x = 1;
+    while (!atomic_load(&stop)) {
+        x = x * 1103515245u + 12345u;
+        unsigned i = (x >> 8) & 127;
+        free(slots[i]);
+        size_t n = (x >> 16) % 3 == 0 ? (x >> 12) % 200000 : (x >> 12) % 2000;
+        slots[i] = malloc(n);
+        if (slots[i]) memset(slots[i], 1, n < 64 ? n : 64);
+    }
+    for (int i = 0; i < 128; i++) free(slots[i]);
+    return NULL;
+}
+
+static void *child_thread(void *arg) {
+    void *p = malloc(1000);
+    free(p);
+    return arg;
+}
+
+/* What a forked child does: a lot of allocation, then a thread. */
+static int child_work(void) {
+    void *blocks[512];
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < 512; i++) {
+            blocks[i] = malloc((size_t)(i * 13 % 5000) + (i == 7 ? 150000 : 0));
+            if (blocks[i] == NULL) return 1;
+        }
+        for (int i = 0; i < 512; i++) free(blocks[i]);
+    }
+    char *s = NULL;
+    for (int i = 0; i < 100; i++) {
+        s = realloc(s, (size_t)(i + 1) * 100);
+        if (s == NULL) return 1;
+    }
+    free(s);
+    pthread_t t;
+    if (pthread_create(&t, NULL, child_thread, NULL) != 0) return 1;
+    if (pthread_join(t, NULL) != 0) return 1;
+    return 0;
+}
+
+static int forks(int n) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, churn, NULL) != 0) return 1;
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid < 0) return 1;
+        if (pid == 0) exit(child_work());
+        int st;
+        if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
+            WEXITSTATUS(st) != 0)
+            bad++;
+        void *p = malloc((size_t)i * 10);
+        free(p);
+    }
+    atomic_store(&stop, true);
+    pthread_join(t, NULL);
+    printf("forks %d failed %d\n", n, bad);
+    return bad != 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "first") == 0) return first();
+    if (argc >= 3 && strcmp(argv[1], "misuse") == 0) return misuse(argv[2]);
+    if (argc >= 3 && strcmp(argv[1], "fork") == 0) return forks(atoi(argv[2]));
+    return usage();
+}
