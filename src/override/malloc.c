@@ -26,7 +26,9 @@
  * heap, a bad pointer - takes the same exit.  The main free lists hold only
  * blocks of the heap's own range, so a block's state byte is at
  * state_bias + (p >> 4). */
-EXPORT void *malloc(size_t n) {
+/* malloc's body, under another name: the compiler must not see malloc
+ * followed by memset in calloc (it would make that a call to calloc). */
+static inline __attribute__((always_inline)) void *lean_malloc(size_t n) {
     dh_heap_t *h = dh_self.fast;
     int c;
     if (DH_LIKELY(n <= 1024))
@@ -46,6 +48,8 @@ EXPORT void *malloc(size_t n) {
     b->allocs++;
     return p;
 }
+
+EXPORT void *malloc(size_t n) { return lean_malloc(n); }
 
 EXPORT void free(void *ptr) {
     dh_heap_t *h = dh_self.fast;
@@ -70,11 +74,36 @@ EXPORT void free(void *ptr) {
     dh_proc_free(ptr, "free");
 }
 
-EXPORT void *calloc(size_t count, size_t size) {
-    return dh_proc_calloc(count, size);
+/* The live class of an own block of the calling thread's fast heap, or -1:
+ * the same validation as free's fast path. */
+static inline int own_live_class(dh_heap_t *h, void *ptr, uint8_t **st) {
+    uintptr_t off = (uintptr_t)ptr - h->data_start;
+    uintptr_t g = (off >> DH_GRANULE_SHIFT) |
+                  (off << (sizeof(uintptr_t) * 8 - DH_GRANULE_SHIFT));
+    if (g >= h->fast_granules) return -1;
+    *st = h->data_state + g;
+    unsigned c = (unsigned)dh_st_load(*st) - DH_ST_LIVE;
+    return c < DH_NUM_CLASSES ? (int)c : -1;
 }
 
+EXPORT void *calloc(size_t count, size_t size) {
+    size_t n;
+    if (DH_UNLIKELY(__builtin_mul_overflow(count, size, &n)) ||
+        n > DH_MAX_CLASS_SIZE || dh_observe) /* observed: traced as calloc */
+        return dh_proc_calloc(count, size);
+    void *p = lean_malloc(n);
+    if (p != NULL) memset(p, 0, n);
+    return p;
+}
+
+/* realloc within the block's class stays in place; that needs no heap but
+ * the caller's own, so it is decided here. */
 EXPORT void *realloc(void *ptr, size_t n) {
+    dh_heap_t *h = dh_self.fast;
+    uint8_t *st;
+    int c = own_live_class(h, ptr, &st);
+    if (c >= 0 && n != 0 && n <= DH_MAX_CLASS_SIZE && dh_class_of(n) == c)
+        return ptr;
     return dh_proc_realloc(ptr, n, "realloc");
 }
 
