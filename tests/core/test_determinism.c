@@ -50,18 +50,18 @@ typedef struct {
     uint64_t stamp[SLOTS];
 } side_t;
 
-static size_t random_size(core_rng_t *r) {
-    uint64_t k = core_rng_next(r) % 100;
-    if (k < 60) return core_rng_range(r, 0, 1024);
-    if (k < 85) return core_rng_range(r, 1025, 65536);
-    return core_rng_range(r, 65537, 300000);
+static size_t random_size(test_rng_t *r) {
+    uint64_t k = test_rng_next(r) % 100;
+    if (k < 60) return test_rng_range(r, 0, 1024);
+    if (k < 85) return test_rng_range(r, 1025, 65536);
+    return test_rng_range(r, 65537, 300000);
 }
 
 /* The next operation.  It depends only on the rng and on which slots are
  * occupied, which is the same on every side of a lockstep run. */
-static op_t next_op(core_rng_t *r, const side_t *s) {
-    op_t op = {.slot = core_rng_next(r) % SLOTS, .n = random_size(r)};
-    uint64_t k = core_rng_next(r) % 100;
+static op_t next_op(test_rng_t *r, const side_t *s) {
+    op_t op = {.slot = test_rng_next(r) % SLOTS, .n = random_size(r)};
+    uint64_t k = test_rng_next(r) % 100;
     if (s->ptr[op.slot] != NULL) {
         op.kind = k < 50 ? OP_FREE : OP_REALLOC;
         if (k >= 95) op.n = 0; /* realloc to 0 frees */
@@ -69,11 +69,11 @@ static op_t next_op(core_rng_t *r, const side_t *s) {
         op.kind = OP_MALLOC;
     } else if (k < 75) {
         op.kind = OP_CALLOC;
-        op.count = core_rng_range(r, 1, 8);
+        op.count = test_rng_range(r, 1, 8);
         op.n /= op.count;
     } else if (k < 90) {
         op.kind = OP_ALIGNED;
-        op.align = (size_t)1 << core_rng_range(r, 3, 20);
+        op.align = (size_t)1 << test_rng_range(r, 3, 20);
     } else {
         op.kind = OP_REALLOC; /* of NULL: an allocation */
     }
@@ -157,7 +157,7 @@ static uint64_t fnv_word(uint64_t h, uint64_t w) {
 }
 
 static void assert_same_stats(const dh_heap_t *a, const dh_heap_t *b) {
-    dh_stats_t sa = core_stats(a), sb = core_stats(b);
+    dh_stats_t sa = test_stats(a), sb = test_stats(b);
     assert_memory_equal(&sa, &sb, sizeof sa);
 }
 
@@ -171,7 +171,7 @@ static void test_two_heaps(void **state) {
     b.h = core_heap();
     const uintptr_t base_a = dh_heap_base(a.h), base_b = dh_heap_base(b.h);
     assert_true(base_a != base_b);
-    core_rng_t rng = {SEED};
+    test_rng_t rng = {SEED};
     uint64_t allocs = 0, frees = 0;
     for (uint64_t step = 0; step < LOCKSTEP_STEPS; step++) {
         op_t op = next_op(&rng, &a);
@@ -205,7 +205,7 @@ static void test_two_heaps(void **state) {
     CORE_CHECK(b.h);
     assert_same_stats(a.h, b.h);
     /* The run did reach every path it is meant to. */
-    dh_stats_t st = core_stats(a.h);
+    dh_stats_t st = test_stats(a.h);
     assert_true(st.large_allocs > 1000);
     assert_true(st.large_frees > 1000);
     assert_true(allocs > 100000 && frees > 50000);
@@ -229,7 +229,7 @@ static uint64_t run_at_fixed_base(void) {
     if (s.h == NULL) fail_msg("heap at %#" PRIxPTR ": errno %d", FIXED_BASE,
                               errno);
     assert_int_equal(dh_heap_base(s.h), FIXED_BASE);
-    core_rng_t rng = {SEED ^ 0xc0ffee};
+    test_rng_t rng = {SEED ^ 0xc0ffee};
     uint64_t hash = 0xcbf29ce484222325ull;
     for (uint64_t step = 0; step < CHILD_STEPS; step++) {
         op_t op = next_op(&rng, &s);

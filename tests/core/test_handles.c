@@ -28,9 +28,9 @@ static void assert_not_live(dh_heap_t *heap, dh_handle_t h) {
     assert_null(dh_ptr_of(heap, h));
     const uint8_t byte = 0x5a;
     assert_false(dh_write(heap, h, &byte, 1));
-    dh_stats_t before = core_stats(heap);
+    dh_stats_t before = test_stats(heap);
     dh_free(heap, h);
-    assert_only_rejected(before, core_stats(heap), 1);
+    assert_only_rejected(before, test_stats(heap), 1);
     CORE_CHECK(heap);
 }
 
@@ -102,7 +102,7 @@ static void test_rejected_handles(void **state) {
     dh_free(heap, stale);
     dh_free(heap, big);
     CORE_CHECK(heap);
-    dh_stats_t s = core_stats(heap);
+    dh_stats_t s = test_stats(heap);
     assert_int_equal(s.rejected_handle_frees, 0);
     assert_int_equal(s.live_count, 2);
 
@@ -129,7 +129,7 @@ static void test_rejected_handles(void **state) {
     /* A double free, counted the same way. */
     assert_not_live(heap, stale);
 
-    s = core_stats(heap);
+    s = test_stats(heap);
     assert_int_equal(s.rejected_handle_frees, 12);
     assert_int_equal(s.free_count, 2);
     assert_int_equal(s.live_count, 2);
@@ -161,12 +161,12 @@ static void test_alias_reused_block(void **state) {
     /* And freeing the old handle frees the new allocation. */
     dh_free(heap, old);
     CORE_CHECK(heap);
-    dh_stats_t s = core_stats(heap);
+    dh_stats_t s = test_stats(heap);
     assert_int_equal(s.free_count, 2);
     assert_int_equal(s.live_count, 0);
     assert_null(dh_get(heap, cur, NULL));
     dh_free(heap, cur);
-    assert_int_equal(core_stats(heap).rejected_handle_frees, 1);
+    assert_int_equal(test_stats(heap).rejected_handle_frees, 1);
     /* A block of another class is not reached through the old handle. */
     dh_handle_t other = dh_alloc(heap, 100);
     assert_true(other.id != old.id);
@@ -230,7 +230,7 @@ static void test_large_handles(void **state) {
     dh_free(heap, h);
     CORE_CHECK(heap);
     assert_not_live(heap, h);
-    dh_stats_t s = core_stats(heap);
+    dh_stats_t s = test_stats(heap);
     assert_int_equal(s.large_frees, 1);
     assert_int_equal(s.large_live_count, 0);
     assert_int_equal(s.rejected_handle_frees, 1);
@@ -243,7 +243,7 @@ static void test_large_handles(void **state) {
     dh_free(heap, after);
     dh_free(heap, again);
     CORE_CHECK(heap);
-    assert_int_equal(core_stats(heap).live_count, 0);
+    assert_int_equal(test_stats(heap).live_count, 0);
     free(data);
     dh_heap_destroy(heap);
 }

@@ -57,7 +57,7 @@ static void test_double_free_harmless(void **state) {
     CORE_CHECK(h);
     dh_free(h, b); /* must not crash, report or change the heap */
     CORE_CHECK(h);
-    dh_stats_t s = core_stats(h);
+    dh_stats_t s = test_stats(h);
     assert_int_equal(s.free_count, 1); /* the second free is a no-op */
     assert_int_equal(s.rejected_handle_frees, 1);
     assert_int_equal(s.free_block_count, 1);
@@ -74,15 +74,15 @@ static void test_storage_never_shrinks(void **state) {
         dh_free(h, b);
         CORE_CHECK(h);
     }
-    uint64_t bytes = core_stats(h).storage_bytes;
+    uint64_t bytes = test_stats(h).storage_bytes;
     assert_true(bytes > 0); /* storage grew */
     for (int i = 0; i < 100; i++) {
         dh_handle_t b = dh_alloc(h, 64);
         dh_free(h, b);
         CORE_CHECK(h);
-        assert_true(core_stats(h).storage_bytes >= bytes);
+        assert_true(test_stats(h).storage_bytes >= bytes);
     }
-    assert_int_equal(core_stats(h).storage_bytes, bytes);
+    assert_int_equal(test_stats(h).storage_bytes, bytes);
     dh_heap_destroy(h);
 }
 
@@ -141,7 +141,7 @@ static void test_overflow_alloc(void **state) {
     assert_true(len >= 100000);
     assert_int_equal(p[0], 0xAB);
     assert_memory_equal(p, data, sizeof data);
-    dh_stats_t s = core_stats(h);
+    dh_stats_t s = test_stats(h);
     assert_int_equal(s.large_live_count, 1);
     assert_int_equal(s.live_count, 1);
     dh_heap_destroy(h);
@@ -154,13 +154,13 @@ static void test_live_count(void **state) {
     dh_handle_t b3 = dh_alloc(h, 64);
     assert_true(b3.id != 0);
     CORE_CHECK(h);
-    assert_int_equal(core_stats(h).live_count, 3);
+    assert_int_equal(test_stats(h).live_count, 3);
     dh_free(h, b1);
     CORE_CHECK(h);
-    assert_int_equal(core_stats(h).live_count, 2);
+    assert_int_equal(test_stats(h).live_count, 2);
     dh_free(h, b2);
     CORE_CHECK(h);
-    assert_int_equal(core_stats(h).live_count, 1);
+    assert_int_equal(test_stats(h).live_count, 1);
     dh_heap_destroy(h);
 }
 

@@ -64,7 +64,7 @@ static void check_walk(dh_heap_t *h) {
     size_t visited = dh_heap_walk(h, record, &s);
     assert_int_equal(visited, s.n);
 
-    dh_stats_t st = core_stats(h);
+    dh_stats_t st = test_stats(h);
     uint64_t live = 0, free_blocks = 0, live_bytes = 0, large_live = 0,
              large_free = 0, large_free_bytes = 0;
     uint64_t class_live[DH_NUM_CLASSES] = {0}, class_free[DH_NUM_CLASSES] = {0};
@@ -171,7 +171,7 @@ static void test_every_kind(void **state) {
     for (size_t i = 0; i < n_mine; i++)
         if (mine[i].live) give_back(h, i);
     check_walk(h);
-    assert_int_equal(core_stats(h).live_count, 0);
+    assert_int_equal(test_stats(h).live_count, 0);
     dh_heap_destroy(h);
 }
 
@@ -179,16 +179,16 @@ static void test_random(void **state) {
     (void)state;
     dh_heap_t *h = core_heap();
     n_mine = 0;
-    core_rng_t rng = {42};
+    test_rng_t rng = {42};
     for (int step = 0; step < 3000 && n_mine < MAX_BLOCKS - 1; step++) {
-        uint64_t r = core_rng_next(&rng) % 100;
+        uint64_t r = test_rng_next(&rng) % 100;
         if (r < 60) {
-            size_t n = r < 50 ? core_rng_range(&rng, 0, 2048)
-                     : r < 57 ? core_rng_range(&rng, 2049, 65536)
-                              : core_rng_range(&rng, 65537, 400000);
+            size_t n = r < 50 ? test_rng_range(&rng, 0, 2048)
+                     : r < 57 ? test_rng_range(&rng, 2049, 65536)
+                              : test_rng_range(&rng, 65537, 400000);
             take(h, n);
         } else if (n_mine > 0) {
-            size_t i = core_rng_next(&rng) % n_mine;
+            size_t i = test_rng_next(&rng) % n_mine;
             if (mine[i].live) give_back(h, i);
         }
         if (step % 250 == 0) check_walk(h);

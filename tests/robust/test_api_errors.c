@@ -127,7 +127,7 @@ static void test_create_fixed_base(void **state) {
 static void test_calloc_overflow(void **state) {
     (void)state;
     dh_heap_t *h = make_heap(DH_ON_ERROR_IGNORE, NULL, NULL, 0);
-    dh_stats_t before = stats_of(h);
+    dh_stats_t before = test_stats(h);
     errno = 0;
     assert_null(dh_heap_calloc(h, SIZE_MAX / 2 + 1, 2));
     assert_int_equal(errno, ENOMEM);
@@ -137,7 +137,7 @@ static void test_calloc_overflow(void **state) {
     errno = 0;
     assert_null(dh_heap_calloc(h, (size_t)1 << 32, (size_t)1 << 32));
     assert_int_equal(errno, ENOMEM);
-    dh_stats_t after = stats_of(h);
+    dh_stats_t after = test_stats(h);
     assert_int_equal(after.failed_allocs, before.failed_allocs + 3);
     assert_stats_same(before, after, false, true);
     assert_int_equal(dh_heap_check(h), DH_CHECK_OK);
@@ -169,14 +169,14 @@ static void test_calloc_overflow(void **state) {
 static void test_aligned_alloc_bad_alignment(void **state) {
     (void)state;
     dh_heap_t *h = make_heap(DH_ON_ERROR_IGNORE, NULL, NULL, 0);
-    dh_stats_t before = stats_of(h);
+    dh_stats_t before = test_stats(h);
     const size_t bad[] = {0, 3, 24, 48, 4097, (size_t)3 << 20};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         errno = 0;
         assert_null(dh_heap_aligned_alloc(h, bad[i], 64));
         assert_int_equal(errno, EINVAL);
     }
-    assert_stats_same(before, stats_of(h), false, false);
+    assert_stats_same(before, test_stats(h), false, false);
     assert_int_equal(dh_heap_check(h), DH_CHECK_OK);
     dh_heap_destroy(h);
 }
@@ -219,7 +219,7 @@ static void test_aligned_alloc_honoured(void **state) {
             assert_int_equal(p[k], j & 0xff);
         dh_heap_free(h, p);
     }
-    dh_stats_t s = stats_of(h);
+    dh_stats_t s = test_stats(h);
     assert_int_equal(s.live_count, 0);
     assert_int_equal(s.live_bytes, 0);
     assert_int_equal(s.rejected_frees, 0);
@@ -233,11 +233,11 @@ static void test_aligned_alloc_honoured(void **state) {
  * heap otherwise unchanged. */
 static void expect_realloc_rejected(dh_heap_t *h, void *ptr,
                                     dh_error_code_t code) {
-    dh_stats_t before = stats_of(h);
+    dh_stats_t before = test_stats(h);
     errno = 0;
     assert_null(dh_heap_realloc(h, ptr, 100));
     assert_int_equal(errno, EINVAL);
-    dh_stats_t after = stats_of(h);
+    dh_stats_t after = test_stats(h);
     assert_int_equal(after.rejected_by_code[code],
                      before.rejected_by_code[code] + 1);
     assert_int_equal(after.rejected_frees, before.rejected_frees + 1);
@@ -286,7 +286,7 @@ static void test_realloc_invalid(void **state) {
 static void test_realloc_zero_frees(void **state) {
     (void)state;
     dh_heap_t *h = make_heap(DH_ON_ERROR_IGNORE, NULL, NULL, 0);
-    dh_stats_t s0 = stats_of(h);
+    dh_stats_t s0 = test_stats(h);
     void *p = dh_heap_malloc(h, 100);
     void *q = dh_heap_malloc(h, 300000);
     assert_non_null(p);
@@ -295,14 +295,14 @@ static void test_realloc_zero_frees(void **state) {
     assert_null(dh_heap_realloc(h, q, 0));
     assert_int_equal(dh_usable_size(p), 0);
     assert_int_equal(dh_usable_size(q), 0);
-    dh_stats_t s1 = stats_of(h);
+    dh_stats_t s1 = test_stats(h);
     assert_int_equal(s1.live_count, s0.live_count);
     assert_int_equal(s1.live_bytes, 0);
     assert_int_equal(s1.free_count, 2);
     assert_int_equal(s1.rejected_frees, 0);
     /* Freed indeed: freeing p again is a double free. */
     dh_heap_free(h, p);
-    assert_int_equal(stats_of(h).rejected_by_code[DH_ERR_DOUBLE_FREE], 1);
+    assert_int_equal(test_stats(h).rejected_by_code[DH_ERR_DOUBLE_FREE], 1);
     /* And the block is reused LIFO. */
     assert_ptr_equal(dh_heap_malloc(h, 128), p);
     assert_int_equal(dh_heap_check(h), DH_CHECK_OK);
@@ -377,7 +377,7 @@ static void test_realloc_contents_and_place(void **state) {
     assert_non_null(s);
     assert_filled(s, 1000, 3);
     assert_int_equal(dh_usable_size(l), 0);
-    dh_stats_t st = stats_of(h);
+    dh_stats_t st = test_stats(h);
     assert_int_equal(st.live_count, 1);
     assert_int_equal(st.live_bytes, 1024);
     assert_int_equal(st.rejected_frees, 0);
@@ -396,7 +396,7 @@ static void test_usable_size_invalid(void **state) {
     dh_heap_free(h, f);
     int local;
     void *libc = malloc(32);
-    dh_stats_t before = stats_of(h);
+    dh_stats_t before = test_stats(h);
     assert_int_equal(dh_usable_size(p), 48);
     assert_int_equal(dh_usable_size(l), 102400);
     assert_int_equal(dh_usable_size(NULL), 0);
@@ -410,7 +410,7 @@ static void test_usable_size_invalid(void **state) {
     assert_int_equal(
         dh_usable_size((void *)(dh_heap_base(h) + ((uintptr_t)1 << 35))), 0);
     /* It never reports through the policy. */
-    assert_stats_same(before, stats_of(h), false, false);
+    assert_stats_same(before, test_stats(h), false, false);
     free(libc);
     dh_heap_destroy(h);
 }
@@ -482,12 +482,12 @@ static void test_handle_failures(void **state) {
     dh_handle_t a = dh_alloc(h, 40);
     assert_true(a.id != 0);
     dh_free(h, a);
-    dh_stats_t before = stats_of(h);
+    dh_stats_t before = test_stats(h);
     dh_free(h, a);                    /* stale */
     dh_free(h, DH_HANDLE_NULL);       /* never issued */
     dh_free(h, (dh_handle_t){a.id + 1}); /* not a block start */
     dh_free(h, (dh_handle_t){UINT64_MAX});
-    dh_stats_t after = stats_of(h);
+    dh_stats_t after = test_stats(h);
     assert_int_equal(after.rejected_handle_frees,
                      before.rejected_handle_frees + 4);
     after.rejected_handle_frees = before.rejected_handle_frees;
@@ -561,7 +561,7 @@ static void make_misuses(dh_heap_t *h, dh_heap_t *other, misuse_t *m) {
     void *theirs = dh_heap_malloc(other, 100);
     dh_heap_free(h, dbl);
     dh_heap_free(h, large2);
-    assert_int_equal(stats_of(h).rejected_frees, 0);
+    assert_int_equal(test_stats(h).rejected_frees, 0);
 
     m[0] = (misuse_t){"dh_free", dbl, DH_ERR_DOUBLE_FREE, 2, ""};
     expected_line(&m[0], "double free (48-byte class)");
@@ -600,8 +600,8 @@ static void run_misuses(dh_on_error_t policy) {
     misuse_t m[NMISUSE];
     make_misuses(h, other, m);
     for (int i = 0; i < NMISUSE; i++) {
-        dh_stats_t before = stats_of(h);
-        dh_stats_t other_before = stats_of(other);
+        dh_stats_t before = test_stats(h);
+        dh_stats_t other_before = test_stats(other);
         uint64_t foreign_before = dh_foreign_frees();
         int calls_before = seen.calls;
         capture_t cap;
@@ -610,12 +610,12 @@ static void run_misuses(dh_on_error_t policy) {
         do_misuse(h, &m[i]);
         capture_end(&cap, out, sizeof out);
 
-        dh_stats_t after = stats_of(h);
+        dh_stats_t after = test_stats(h);
         assert_int_equal(after.rejected_by_code[m[i].code],
                          before.rejected_by_code[m[i].code] + 1);
         assert_int_equal(after.rejected_frees, before.rejected_frees + 1);
         assert_stats_same(before, after, true, false);
-        assert_stats_same(other_before, stats_of(other), false, false);
+        assert_stats_same(other_before, test_stats(other), false, false);
         assert_true(dh_foreign_frees() == foreign_before);
         assert_int_equal(dh_heap_check(h), DH_CHECK_OK);
         assert_int_equal(dh_heap_check(other), DH_CHECK_OK);
@@ -700,7 +700,7 @@ static void test_policy_abort(void **state) {
                      line);
     }
     /* The parent's heap saw none of it. */
-    assert_int_equal(stats_of(h).rejected_frees, 0);
+    assert_int_equal(test_stats(h).rejected_frees, 0);
     assert_int_equal(dh_heap_check(h), DH_CHECK_OK);
     dh_heap_destroy(other);
     dh_heap_destroy(h);
@@ -757,7 +757,7 @@ static void test_default_policy(void **state) {
     capture_end(&cap, out, sizeof out);
     assert_string_equal(out, "");
     assert_true(dh_foreign_frees() == n0 + 3);
-    assert_int_equal(stats_of(h).rejected_by_code[DH_ERR_DOUBLE_FREE], 1);
+    assert_int_equal(test_stats(h).rejected_by_code[DH_ERR_DOUBLE_FREE], 1);
     dh_heap_destroy(h);
 
     assert_true(dh_set_default_error_policy(DH_ON_ERROR_IGNORE, NULL, NULL));

@@ -36,7 +36,7 @@ typedef struct {
 
 typedef struct {
     dh_heap_t *h;
-    rng_t rng;
+    test_rng_t rng;
     blk_t live[MAX_LIVE];
     size_t nlive;
 } work_t;
@@ -52,11 +52,11 @@ typedef struct {
  * failed allocation must not change where later blocks go. */
 static uintptr_t clean_offset[OPS];
 
-static size_t work_size(rng_t *r) {
-    uint64_t k = rng_next(r) % 100;
-    if (k < 60) return (size_t)rng_range(r, 1, 2048);
-    if (k < 85) return (size_t)rng_range(r, 2049, 65536);
-    return (size_t)rng_range(r, 65537, 1 << 20);
+static size_t work_size(test_rng_t *r) {
+    uint64_t k = test_rng_next(r) % 100;
+    if (k < 60) return (size_t)test_rng_range(r, 1, 2048);
+    if (k < 85) return (size_t)test_rng_range(r, 2049, 65536);
+    return (size_t)test_rng_range(r, 65537, 1 << 20);
 }
 
 static void verify(const blk_t *b) {
@@ -90,9 +90,9 @@ static result_t run_workload(long k) {
     unsigned long start = dh_fault_commits_seen();
     dh_fault_set(k, false, -1);
     for (int i = 0; i < OPS; i++) {
-        uint64_t r = rng_next(&w.rng) % 100;
+        uint64_t r = test_rng_next(&w.rng) % 100;
         if (w.nlive > 0 && (r < 20 || w.nlive == MAX_LIVE)) {
-            size_t j = (size_t)(rng_next(&w.rng) % w.nlive);
+            size_t j = (size_t)(test_rng_next(&w.rng) % w.nlive);
             verify(&w.live[j]);
             dh_heap_free(w.h, w.live[j].p);
             w.live[j] = w.live[--w.nlive];
@@ -102,13 +102,13 @@ static result_t run_workload(long k) {
                 : r < 80 ? OP_ALIGNED : OP_REALLOC;
         if (op == OP_REALLOC && w.nlive == 0) op = OP_MALLOC;
         size_t n = work_size(&w.rng);
-        size_t align = (size_t)1 << rng_range(&w.rng, 4, 16);
-        size_t j = op == OP_REALLOC ? (size_t)(rng_next(&w.rng) % w.nlive)
+        size_t align = (size_t)1 << test_rng_range(&w.rng, 4, 16);
+        size_t j = op == OP_REALLOC ? (size_t)(test_rng_next(&w.rng) % w.nlive)
                                     : w.nlive;
         blk_t *old = op == OP_REALLOC ? &w.live[j] : NULL;
         if (op == OP_REALLOC) n += old->n; /* growing: may need commits */
 
-        dh_stats_t before = stats_of(w.h);
+        dh_stats_t before = test_stats(w.h);
         errno = 0;
         unsigned char *p = do_op(&w, op, n, align, old);
         if (p == NULL) {
@@ -117,7 +117,7 @@ static result_t run_workload(long k) {
             assert_true(dh_fault_commits_seen() - start > (unsigned long)k);
             res.failures++;
             assert_int_equal(dh_heap_check(w.h), DH_CHECK_OK);
-            dh_stats_t after = stats_of(w.h);
+            dh_stats_t after = test_stats(w.h);
             assert_int_equal(after.failed_allocs, before.failed_allocs + 1);
             /* The state map may have been committed before the data
              * commit failed: committed_bytes then grows by that much. */
@@ -162,7 +162,7 @@ static result_t run_workload(long k) {
     res.commits = dh_fault_commits_seen() - start;
     injection_off();
     assert_int_equal(dh_heap_check(w.h), DH_CHECK_OK);
-    dh_stats_t s = stats_of(w.h);
+    dh_stats_t s = test_stats(w.h);
     assert_int_equal(s.live_count, w.nlive);
     for (size_t j = 0; j < w.nlive; j++) verify(&w.live[j]);
     dh_heap_destroy(w.h);
@@ -245,7 +245,7 @@ static void test_all_commits_fail(void **state) {
         assert_int_equal(errno, ENOMEM);
         fails += 5;
     }
-    dh_stats_t s = stats_of(h);
+    dh_stats_t s = test_stats(h);
     assert_int_equal(s.failed_allocs, fails);
     assert_int_equal(s.alloc_count, 0);
     assert_int_equal(s.storage_bytes, 0);
@@ -284,7 +284,7 @@ static void test_out_of_range_small_blocks(void **state) {
         ptrs[count++] = p;
     }
     assert_int_equal(errno, ENOMEM);
-    dh_stats_t s = stats_of(h);
+    dh_stats_t s = test_stats(h);
     printf("1 MiB heap: %zu 16-byte blocks, storage %llu KiB\n", count,
            (unsigned long long)(s.storage_bytes >> 10));
     /* All of the data part was carved into 16-byte blocks. */
@@ -303,7 +303,7 @@ static void test_out_of_range_small_blocks(void **state) {
     assert_int_equal(errno, ENOMEM);
     assert_int_equal(dh_usable_size(ptrs[0]), 16);
     assert_int_equal(dh_heap_check(h), DH_CHECK_OK);
-    assert_int_equal(stats_of(h).failed_allocs, 4);
+    assert_int_equal(test_stats(h).failed_allocs, 4);
 
     /* Freed blocks are reused, newest first. */
     for (size_t i = 0; i < count; i += 2) dh_heap_free(h, ptrs[i]);

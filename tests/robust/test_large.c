@@ -76,7 +76,7 @@ static void test_best_fit_and_split(void **state) {
     dh_heap_free(h, c);
     dh_heap_free(h, b);
     dh_heap_free(h, a);
-    assert_int_equal(stats_of(h).large_free_count, 4);
+    assert_int_equal(test_stats(h).large_free_count, 4);
 
     /* 35 pages: c and d (37) fit best; c has the lower address.  The two
      * pages left over stay free right after it. */
@@ -91,7 +91,7 @@ static void test_best_fit_and_split(void **state) {
     /* 18 pages: only b (49) is big enough. */
     assert_ptr_equal(dh_heap_malloc(h, 70000), b);
     assert_free_block(h, b + 18 * PAGE, 31 * PAGE);
-    dh_stats_t s = stats_of(h);
+    dh_stats_t s = test_stats(h);
     assert_int_equal(s.large_free_count, 3);
     assert_int_equal(s.large_free_bytes, (2 + 3 + 31) * PAGE);
     assert_int_equal(dh_heap_check(h), DH_CHECK_OK);
@@ -111,9 +111,9 @@ static void test_coalescing(void **state) {
     /* Both sides at once. */
     dh_heap_free(h, x);
     dh_heap_free(h, z);
-    assert_int_equal(stats_of(h).large_free_count, 2);
+    assert_int_equal(test_stats(h).large_free_count, 2);
     dh_heap_free(h, y);
-    assert_int_equal(stats_of(h).large_free_count, 1);
+    assert_int_equal(test_stats(h).large_free_count, 1);
     assert_free_block(h, x, 3 * bytes);
     assert_no_block(h, y);
     assert_no_block(h, z);
@@ -123,16 +123,16 @@ static void test_coalescing(void **state) {
     assert_ptr_equal(dh_heap_malloc(h, n), x);
     assert_ptr_equal(dh_heap_malloc(h, n), y);
     assert_ptr_equal(dh_heap_malloc(h, n), z);
-    assert_int_equal(stats_of(h).large_free_count, 0);
+    assert_int_equal(test_stats(h).large_free_count, 0);
     dh_heap_free(h, x);
     dh_heap_free(h, y); /* left neighbour x is free */
     assert_free_block(h, x, 2 * bytes);
-    assert_int_equal(stats_of(h).large_free_count, 1);
+    assert_int_equal(test_stats(h).large_free_count, 1);
     assert_ptr_equal(dh_heap_malloc(h, 2 * bytes), x);
     dh_heap_free(h, z);
     dh_heap_free(h, x); /* right neighbour z is free */
     assert_free_block(h, x, 3 * bytes);
-    assert_int_equal(stats_of(h).large_free_count, 1);
+    assert_int_equal(test_stats(h).large_free_count, 1);
     assert_int_equal(dh_heap_check(h), DH_CHECK_OK);
     dh_heap_destroy(h);
 }
@@ -143,26 +143,26 @@ static void test_merge_into_top(void **state) {
     assert_non_null(h);
     char *a = must_malloc(h, 100000);
     char *b = must_malloc(h, 200000); /* at the top */
-    uint64_t storage = stats_of(h).storage_bytes;
+    uint64_t storage = test_stats(h).storage_bytes;
     dh_heap_free(h, b);
-    assert_int_equal(stats_of(h).large_free_count, 0); /* not a free block */
+    assert_int_equal(test_stats(h).large_free_count, 0); /* not a free block */
     assert_no_block(h, b);
     assert_ptr_equal(dh_heap_malloc(h, 200000), b);
     dh_heap_free(h, a);
     dh_heap_free(h, b); /* merges with a, and both into the top */
-    assert_int_equal(stats_of(h).large_free_count, 0);
-    assert_int_equal(stats_of(h).large_free_bytes, 0);
+    assert_int_equal(test_stats(h).large_free_count, 0);
+    assert_int_equal(test_stats(h).large_free_bytes, 0);
     assert_ptr_equal(dh_heap_malloc(h, 300000), a);
-    assert_int_equal(stats_of(h).storage_bytes, storage);
+    assert_int_equal(test_stats(h).storage_bytes, storage);
     /* Repeated use at the top never grows the storage. */
-    rng_t r = {3};
+    test_rng_t r = {3};
     for (int i = 0; i < 2000; i++) {
-        void *p = must_malloc(h, (size_t)rng_range(&r, 65537, 300000));
-        void *q = must_malloc(h, (size_t)rng_range(&r, 65537, 300000));
+        void *p = must_malloc(h, (size_t)test_rng_range(&r, 65537, 300000));
+        void *q = must_malloc(h, (size_t)test_rng_range(&r, 65537, 300000));
         dh_heap_free(h, p);
         dh_heap_free(h, q);
     }
-    dh_stats_t s = stats_of(h);
+    dh_stats_t s = test_stats(h);
     assert_true(s.storage_bytes <= storage + KIB(300) * 2);
     assert_int_equal(s.large_free_count, 0);
     assert_int_equal(s.large_live_count, 1);
@@ -176,7 +176,7 @@ static void test_large_memory_reused_for_spans(void **state) {
     assert_non_null(h);
     char *l = must_malloc(h, 100000); /* 25 pages */
     must_malloc(h, 100000);
-    uint64_t storage = stats_of(h).storage_bytes;
+    uint64_t storage = test_stats(h).storage_bytes;
     dh_heap_free(h, l);
     /* Four classes never used before: each takes a 16-page span, from the
      * freed block first. */
@@ -185,7 +185,7 @@ static void test_large_memory_reused_for_spans(void **state) {
     assert_free_block(h, l + 16 * PAGE, 9 * PAGE);
     char *p128 = must_malloc(h, 100); /* 9 pages left: too small, top */
     assert_true(p128 >= l + 25 * PAGE);
-    dh_stats_t s = stats_of(h);
+    dh_stats_t s = test_stats(h);
     assert_int_equal(s.classes[9].spans, 1);
     assert_int_equal(s.storage_bytes, storage + 16 * PAGE);
     assert_int_equal(dh_heap_check(h), DH_CHECK_OK);
@@ -199,26 +199,26 @@ static void test_steady_state(void **state) {
     enum { LIVE = 64, STEPS = 100000 };
     dh_heap_t *h = dh_heap_create(NULL);
     assert_non_null(h);
-    rng_t r = {0x1a26e};
+    test_rng_t r = {0x1a26e};
     unsigned char *live[LIVE];
     size_t len[LIVE];
     for (int i = 0; i < LIVE; i++) {
-        len[i] = (size_t)rng_range(&r, KIB(65), KIB(1024));
+        len[i] = (size_t)test_rng_range(&r, KIB(65), KIB(1024));
         live[i] = must_malloc(h, len[i]);
         live[i][0] = live[i][len[i] - 1] = (unsigned char)i;
     }
     for (int step = 1; step <= STEPS; step++) {
-        int i = (int)(rng_next(&r) % LIVE);
+        int i = (int)(test_rng_next(&r) % LIVE);
         assert_int_equal(live[i][0], (unsigned char)i);
         assert_int_equal(live[i][len[i] - 1], (unsigned char)i);
         dh_heap_free(h, live[i]);
-        len[i] = (size_t)rng_range(&r, KIB(65), KIB(1024));
+        len[i] = (size_t)test_rng_range(&r, KIB(65), KIB(1024));
         live[i] = must_malloc(h, len[i]);
         live[i][0] = live[i][len[i] - 1] = (unsigned char)i;
         if (step % 10000 == 0)
             assert_int_equal(dh_heap_check(h), DH_CHECK_OK);
     }
-    dh_stats_t s = stats_of(h);
+    dh_stats_t s = test_stats(h);
     double ratio = (double)s.storage_bytes / (double)s.peak_live_bytes;
     printf("steady state: storage %llu KiB, peak live %llu KiB, ratio %.3f, "
            "%llu free large blocks\n",
@@ -259,7 +259,7 @@ static void test_alternating_sizes_bounded(void **state) {
     static original_t o;
     dh_heap_t *h = dh_heap_create(NULL);
     assert_non_null(h);
-    rng_t r = {99};
+    test_rng_t r = {99};
     uint64_t after_first = 0;
     for (int i = 0; i < ROUNDS; i++) {
         /* big, then small; free big, then small: the small one is always
@@ -272,10 +272,10 @@ static void test_alternating_sizes_bounded(void **state) {
         dh_heap_free(h, s);
         /* Now and then a block stays live, so the pattern does not simply
          * run at the top. */
-        if (i % 500 == 0) must_malloc(h, (size_t)rng_range(&r, 65537, 150000));
-        if (i == 0) after_first = stats_of(h).storage_bytes;
+        if (i % 500 == 0) must_malloc(h, (size_t)test_rng_range(&r, 65537, 150000));
+        if (i == 0) after_first = test_stats(h).storage_bytes;
     }
-    dh_stats_t s = stats_of(h);
+    dh_stats_t s = test_stats(h);
     printf("alternating sizes, %d rounds: original design %llu MiB, "
            "detheap %llu KiB (peak live %llu KiB)\n",
            ROUNDS, (unsigned long long)(o.storage >> 20),

@@ -57,7 +57,7 @@ static void test_million_16_byte_blocks(void **state) {
         prev = p;
     }
     uint64_t rss_after = resident_bytes();
-    dh_stats_t s = stats_of(h);
+    dh_stats_t s = test_stats(h);
     uint64_t growth = rss_after > rss_before ? rss_after - rss_before : 0;
     printf("1,048,576 x 16 B: committed %.2f MiB, resident growth %.2f MiB, "
            "storage %.2f MiB, %zu gaps\n",

@@ -32,20 +32,20 @@ typedef struct {
 
 typedef struct {
     dh_heap_t *h;
-    rng_t rng;
+    test_rng_t rng;
     block_t live[MAX_LIVE];
     size_t nlive;
     uint64_t live_bytes;
     uint64_t ops[5]; /* counts by kind, for the summary line */
 } model_t;
 
-static size_t random_size(rng_t *r) {
-    uint64_t k = rng_next(r) % 1000;
-    if (k < 600) return (size_t)rng_range(r, 0, 128);
-    if (k < 850) return (size_t)rng_range(r, 129, 1024);
-    if (k < 960) return (size_t)rng_range(r, 1025, 16384);
-    if (k < 990) return (size_t)rng_range(r, 16385, 65536);
-    return (size_t)rng_range(r, 65537, 300 << 10);
+static size_t random_size(test_rng_t *r) {
+    uint64_t k = test_rng_next(r) % 1000;
+    if (k < 600) return (size_t)test_rng_range(r, 0, 128);
+    if (k < 850) return (size_t)test_rng_range(r, 129, 1024);
+    if (k < 960) return (size_t)test_rng_range(r, 1025, 16384);
+    if (k < 990) return (size_t)test_rng_range(r, 16385, 65536);
+    return (size_t)test_rng_range(r, 65537, 300 << 10);
 }
 
 static void verify_block(const block_t *b) {
@@ -80,7 +80,7 @@ static void add(model_t *m, unsigned char *p, size_t n, bool is_class) {
     b->p = p;
     b->n = n;
     b->usable = dh_usable_size(p);
-    b->tag = (unsigned char)rng_range(&m->rng, 1, 255);
+    b->tag = (unsigned char)test_rng_range(&m->rng, 1, 255);
     memset(p, b->tag, n);
     m->live_bytes += b->usable;
 }
@@ -92,7 +92,7 @@ static void drop(model_t *m, size_t i) {
 
 static void step_alloc(model_t *m) {
     size_t n = random_size(&m->rng);
-    unsigned kind = (unsigned)(rng_next(&m->rng) % 10);
+    unsigned kind = (unsigned)(test_rng_next(&m->rng) % 10);
     unsigned char *p;
     size_t align = 16;
     if (kind < 6) {
@@ -100,7 +100,7 @@ static void step_alloc(model_t *m) {
         check_new(m, p, n, 16);
         m->ops[0]++;
     } else if (kind < 8) {
-        size_t count = (size_t)rng_range(&m->rng, 1, 8);
+        size_t count = (size_t)test_rng_range(&m->rng, 1, 8);
         size_t each = n / count;
         p = dh_heap_calloc(m->h, count, each);
         n = count * each;
@@ -110,9 +110,9 @@ static void step_alloc(model_t *m) {
         m->ops[1]++;
     } else {
         /* Mostly up to a page, sometimes up to 64 KiB. */
-        unsigned shift = (unsigned)(rng_next(&m->rng) % 100 < 90
-                                        ? rng_range(&m->rng, 0, 12)
-                                        : rng_range(&m->rng, 13, 16));
+        unsigned shift = (unsigned)(test_rng_next(&m->rng) % 100 < 90
+                                        ? test_rng_range(&m->rng, 0, 12)
+                                        : test_rng_range(&m->rng, 13, 16));
         align = (size_t)1 << shift;
         p = dh_heap_aligned_alloc(m->h, align, n);
         check_new(m, p, n, align > 16 ? align : 16);
@@ -124,26 +124,26 @@ static void step_alloc(model_t *m) {
 
 static void step_realloc(model_t *m) {
     if (m->nlive == 0 ||
-        (m->nlive < MAX_LIVE && rng_next(&m->rng) % 50 == 0)) {
+        (m->nlive < MAX_LIVE && test_rng_next(&m->rng) % 50 == 0)) {
         size_t n = random_size(&m->rng);
         unsigned char *p = dh_heap_realloc(m->h, NULL, n);
         check_new(m, p, n, 16);
         add(m, p, n, n <= DH_MAX_CLASS_SIZE);
         return;
     }
-    size_t i = (size_t)(rng_next(&m->rng) % m->nlive);
+    size_t i = (size_t)(test_rng_next(&m->rng) % m->nlive);
     block_t b = m->live[i];
     verify_block(&b);
     m->ops[3]++;
-    if (rng_next(&m->rng) % 30 == 0) { /* realloc(p, 0) frees */
+    if (test_rng_next(&m->rng) % 30 == 0) { /* realloc(p, 0) frees */
         assert_null(dh_heap_realloc(m->h, b.p, 0));
         drop(m, i);
         assert_int_equal(dh_usable_size(b.p), 0);
         return;
     }
     /* Often a nearby size, so in-place paths get exercised too. */
-    size_t n = rng_next(&m->rng) % 2 ? random_size(&m->rng)
-                                      : b.n + (size_t)rng_range(&m->rng, 0, 64) -
+    size_t n = test_rng_next(&m->rng) % 2 ? random_size(&m->rng)
+                                      : b.n + (size_t)test_rng_range(&m->rng, 0, 64) -
                                             (b.n > 32 ? 32 : b.n);
     if (n == 0) n = 1;
     drop(m, i);
@@ -161,10 +161,10 @@ static void step_realloc(model_t *m) {
 }
 
 static void step_free(model_t *m) {
-    size_t i = (size_t)(rng_next(&m->rng) % m->nlive);
+    size_t i = (size_t)(test_rng_next(&m->rng) % m->nlive);
     block_t b = m->live[i];
     verify_block(&b);
-    if (rng_next(&m->rng) % 2)
+    if (test_rng_next(&m->rng) % 2)
         dh_free(b.p);
     else
         dh_heap_free(m->h, b.p);
@@ -178,7 +178,7 @@ static void check_step(model_t *m, uint64_t step) {
     if (r != DH_CHECK_OK)
         fail_msg("step %llu: dh_heap_check says I%d", (unsigned long long)step,
                  (int)r);
-    dh_stats_t s = stats_of(m->h);
+    dh_stats_t s = test_stats(m->h);
     if (s.live_count != m->nlive || s.live_bytes != m->live_bytes)
         fail_msg("step %llu: stats live %llu/%llu B, model %zu/%llu B",
                  (unsigned long long)step, (unsigned long long)s.live_count,
@@ -196,7 +196,7 @@ static void run_model(model_t *m, uint64_t seed, uint64_t steps) {
     m->h = dh_heap_create(NULL);
     assert_non_null(m->h);
     for (uint64_t step = 1; step <= steps; step++) {
-        uint64_t r = rng_next(&m->rng) % 100;
+        uint64_t r = test_rng_next(&m->rng) % 100;
         /* Drift between a full and an empty live set, so everything is
          * freed at times and coalescing runs all the way down. */
         uint64_t phase = (step / 5000) % 2;
@@ -213,7 +213,7 @@ static void run_model(model_t *m, uint64_t seed, uint64_t steps) {
         step_free(m);
         check_step(m, steps);
     }
-    dh_stats_t s = stats_of(m->h);
+    dh_stats_t s = test_stats(m->h);
     assert_int_equal(s.live_count, 0);
     assert_int_equal(s.live_bytes, 0);
     assert_int_equal(s.large_live_count, 0);
