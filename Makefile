@@ -15,6 +15,7 @@
 BUILD ?= build
 PREFIX ?= /usr/local
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD_TYPE ?= RelWithDebInfo
 CMAKE_FLAGS ?=
 
 .PHONY: all build test test-plain test-asan test-tsan demo bench fuzz \
@@ -34,12 +35,12 @@ define cmake_build
 endef
 
 build: deps-build
-	$(call cmake_build,$(BUILD),)
+	$(call cmake_build,$(BUILD),-DCMAKE_BUILD_TYPE=$(BUILD_TYPE))
 
 test: deps-test test-plain test-asan test-tsan
 
 test-plain: deps-test
-	$(call cmake_build,$(BUILD),)
+	$(call cmake_build,$(BUILD),-DCMAKE_BUILD_TYPE=$(BUILD_TYPE))
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 test-asan: deps-test
