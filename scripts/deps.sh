@@ -6,7 +6,7 @@ set -eu
 pkgs=""
 for group in "$@"; do
   case "$group" in
-    build) pkgs="$pkgs gcc make cmake pkg-config" ;;
+    build) pkgs="$pkgs gcc make cmake pkg-config libcmocka-dev" ;;
     test)  pkgs="$pkgs gcc make cmake pkg-config libcmocka-dev clang
                  libclang-rt-14-dev valgrind sqlite3 lua5.4 gawk jq perl
                  python3 git xz-utils libunwind-dev libdw-dev gnuplot-nox
