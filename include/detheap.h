@@ -330,7 +330,9 @@ typedef enum dh_check {
 } dh_check_t;
 
 /* Validate every invariant of the heap.  Never aborts, never changes the
- * heap.  O(carved storage).  Returns DH_CHECK_OK or the first broken one. */
+ * heap.  O(carved storage).  Returns DH_CHECK_OK or the first broken one.
+ * A heap of the process heap (dh_heap_of a malloc'd pointer) can be checked
+ * while no other thread uses it or frees its blocks. */
 DH_API dh_check_t dh_heap_check(const dh_heap_t *heap);
 
 /* What the walker reports for each block, in address order. */
