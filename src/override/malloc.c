@@ -39,11 +39,30 @@ static inline __attribute__((always_inline)) void *lean_malloc(size_t n) {
         return dh_proc_malloc(n);
     dh_bin_t *b = &h->bins[c];
     void **p = b->head;
-    if (DH_UNLIKELY(p == NULL)) return dh_proc_malloc(n);
-    b->head = DH_LINK_READ(p);
-    *p = NULL; /* no free-list link is left for the caller */
-    dh_st_store((uint8_t *)(h->state_bias + ((uintptr_t)p >> DH_GRANULE_SHIFT)),
-                (uint8_t)(DH_ST_LIVE + c));
+    if (DH_LIKELY(p != NULL)) { /* main lists hold only own-range blocks */
+        b->head = DH_LINK_READ(p);
+        *p = NULL; /* no free-list link is left for the caller */
+        dh_st_store(
+            (uint8_t *)(h->state_bias + ((uintptr_t)p >> DH_GRANULE_SHIFT)),
+            (uint8_t)(DH_ST_LIVE + c));
+    } else {
+        /* Carve the class's next block, as bin.c would: only when the
+         * inbox and the foreign list, which bin.c takes first, are empty,
+         * and the current span has room; anything else goes the long way.
+         * The span may lie in another thread heap's range (made from a
+         * large block freed here), so its state byte is found the general
+         * way. */
+        uintptr_t size = dh_class_sizes[c];
+        if (b->foreign != NULL || b->carve_end - b->carve < size ||
+            __atomic_load_n(&h->inbox, __ATOMIC_RELAXED) != NULL)
+            return dh_proc_malloc(n);
+        p = (void **)b->carve;
+        b->carve += size;
+        b->carved++;
+        DH_MEM_ACCESS(p, sizeof(void *));
+        *p = NULL;
+        dh_st_store(dh_state_at(h, (uintptr_t)p), (uint8_t)(DH_ST_LIVE + c));
+    }
     DH_BLOCK_ALLOC(p, dh_class_sizes[c]);
     b->allocs++;
     return p;
