@@ -1,6 +1,6 @@
 /*
  * heap.c - the dh_heap_* entry points: dispatch between class blocks (the
- * LIFO free lists, inline here because they are the fast path) and large
+ * LIFO free lists, whose fast paths are inline in fastpath.h) and large
  * blocks; free with pointer validation; realloc, calloc, aligned
  * allocation; statistics.
  *
