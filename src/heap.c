@@ -14,9 +14,7 @@
 #include <errno.h>
 #include <string.h>
 
-/* ---- class blocks: the fast paths ---------------------------------------- */
-
-void *dh_heap_alloc_class(dh_heap_t *h, int c) { return dh_fast_alloc(h, c); }
+/* ---- releasing a live block --------------------------------------------- */
 
 /* Free a block known to be live, whose state byte is s. */
 void dh_heap_release(dh_heap_t *h, uintptr_t p, uint8_t s) {
@@ -66,7 +64,7 @@ uintptr_t dh_heap_base(const dh_heap_t *h) { return h ? h->base : 0; }
 
 void *dh_heap_malloc(dh_heap_t *h, size_t n) {
     int c = dh_class_of(n);
-    if (DH_LIKELY(c >= 0)) return dh_heap_alloc_class(h, c);
+    if (DH_LIKELY(c >= 0)) return dh_fast_alloc(h, c);
     return dh_large_alloc(h, n, 0);
 }
 
@@ -100,7 +98,7 @@ void *dh_heap_aligned_alloc(dh_heap_t *h, size_t align, size_t n) {
     if (align <= DH_PAGE && n <= DH_MAX_CLASS_SIZE) {
         int c = dh_class_of(n > align ? n : align);
         if (dh_class_sizes[c] == 48) c++;
-        return dh_heap_alloc_class(h, c);
+        return dh_fast_alloc(h, c);
     }
     return dh_large_alloc(h, n, align);
 }

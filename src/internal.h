@@ -273,7 +273,6 @@ DH_HIDDEN uint64_t dh_tag_read(const uint8_t *tag);
 DH_HIDDEN uint64_t dh_tail_read(const uint64_t *word);
 
 /* heap.c: the shared allocation paths. */
-DH_HIDDEN void *dh_heap_alloc_class(dh_heap_t *h, int c);
 DH_HIDDEN void dh_heap_release(dh_heap_t *h, uintptr_t p, uint8_t s);
 DH_HIDDEN uint8_t dh_live_state(const dh_heap_t *h, uintptr_t p);
 DH_HIDDEN size_t dh_block_size(const dh_heap_t *h, uintptr_t p, uint8_t s);

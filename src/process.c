@@ -322,14 +322,13 @@ static void remote_return(dh_heap_t *h, dh_heap_t *owner, uintptr_t p,
     uint8_t *st = dh_state_at(owner, p);
     if (dh_st_is_live_class(s)) {
         h->bins[s - DH_ST_LIVE].frees++;
-        __atomic_store_n(st, (uint8_t)(s + (DH_ST_FREE - DH_ST_LIVE)),
-                         __ATOMIC_RELAXED);
+        dh_st_store(st, (uint8_t)(s + (DH_ST_FREE - DH_ST_LIVE)));
     } else { /* counted here; the owner only gives the pages back */
         uint64_t bytes = dh_large_pages(owner, p) << DH_PAGE_SHIFT;
         h->large_frees++;
         h->large_live_count--;
         h->large_live_bytes -= bytes;
-        __atomic_store_n(st, (uint8_t)DH_ST_FREE_FOREIGN, __ATOMIC_RELAXED);
+        dh_st_store(st, DH_ST_FREE_FOREIGN);
     }
     void *head = __atomic_load_n(&owner->inbox, __ATOMIC_RELAXED);
     if (dh_st_is_live_class(s)) DH_BLOCK_FREE((void *)p, dh_class_sizes[s - 1]);
@@ -343,7 +342,7 @@ void dh_inbox_drain(dh_heap_t *h) {
     while (list != NULL) {
         uintptr_t p = (uintptr_t)list;
         list = DH_LINK_READ(list);
-        uint8_t s = __atomic_load_n(dh_state_at(h, p), __ATOMIC_RELAXED);
+        uint8_t s = dh_st_load(dh_state_at(h, p));
         if (dh_st_is_free_class(s)) {
             dh_bin_t *b = &h->bins[s - DH_ST_FREE];
             DH_LINK_WRITE((void *)p, b->head);

@@ -55,7 +55,6 @@ typedef struct dh_thread {
     dh_heap_t *heap;      /* this thread's heap, NULL before the first call */
     uint64_t path;        /* identity: hash of the path in the creation tree */
     uint32_t children;    /* threads created so far */
-    uint32_t serial;      /* trace: thread number in this process */
     bool exited;          /* its heap has been handed on */
     bool in_hook;         /* re-entered from the trace/stack hooks */
     bool in_system;       /* inside pthread_create/join/detach: libc's own
