@@ -1,6 +1,8 @@
 /*
  * test_common.h - helpers every unit test may use: a seeded PRNG (all the
- * tests' randomness is fixed by their seeds) and a statistics snapshot.
+ * tests' randomness is fixed by their seeds), a statistics snapshot, and
+ * capture of standard error at the descriptor level (the library reports
+ * misuse with a raw write to fd 2, not through stdio).
  * Include after <cmocka.h>.  Header-only, so each test stays one
  * self-contained executable.
  */
@@ -10,7 +12,9 @@
 #include "detheap.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* splitmix64: tiny, good enough, and fully determined by the seed. */
 typedef struct {
@@ -35,6 +39,33 @@ static inline dh_stats_t test_stats(const dh_heap_t *h) {
     memset(&s, 0, sizeof s);
     assert_true(dh_heap_stats(h, &s, sizeof s));
     return s;
+}
+
+/* Standard error redirected to a temporary file while a capture is open. */
+typedef struct {
+    int saved_fd;
+    FILE *file;
+} capture_t;
+
+static inline void capture_begin(capture_t *c) {
+    fflush(stderr);
+    c->file = tmpfile();
+    assert_non_null(c->file);
+    c->saved_fd = dup(2);
+    assert_true(c->saved_fd >= 0);
+    assert_true(dup2(fileno(c->file), 2) == 2);
+}
+
+/* Restore fd 2 and copy what was written into buf (NUL-terminated). */
+static inline size_t capture_end(capture_t *c, char *buf, size_t cap) {
+    fflush(stderr);
+    assert_true(dup2(c->saved_fd, 2) == 2);
+    close(c->saved_fd);
+    rewind(c->file);
+    size_t n = fread(buf, 1, cap - 1, c->file);
+    buf[n] = 0;
+    fclose(c->file);
+    return n;
 }
 
 #endif /* DH_TESTS_COMMON_H */

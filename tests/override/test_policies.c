@@ -27,6 +27,8 @@
 
 #include <cmocka.h>
 
+#include "test_common.h"
+
 /* ---- the misuses ---------------------------------------------------------- */
 
 typedef enum { CALL_DH_FREE, CALL_HEAP_FREE, CALL_HEAP_REALLOC } call_t;
@@ -137,33 +139,6 @@ static uint64_t rejected(dh_heap_t *h, dh_error_code_t code) {
     assert_true(dh_heap_stats(h, &s, sizeof s));
     assert_int_equal(s.rejected_frees, s.rejected_by_code[code]);
     return s.rejected_frees;
-}
-
-/* ---- stderr capture --------------------------------------------------------- */
-
-typedef struct capture {
-    int pipe_fd[2];
-    int saved;
-} capture_t;
-
-static void capture_begin(capture_t *c) {
-    assert_int_equal(pipe(c->pipe_fd), 0);
-    fflush(stderr);
-    c->saved = dup(2);
-    dup2(c->pipe_fd[1], 2);
-    close(c->pipe_fd[1]);
-}
-
-static void capture_end(capture_t *c, char *buf, size_t cap) {
-    dup2(c->saved, 2); /* closes the pipe's last write end */
-    close(c->saved);
-    size_t len = 0;
-    ssize_t n;
-    while (len + 1 < cap && (n = read(c->pipe_fd[0], buf + len,
-                                      cap - 1 - len)) > 0)
-        len += (size_t)n;
-    buf[len] = 0;
-    close(c->pipe_fd[0]);
 }
 
 /* ---- the policies ------------------------------------------------------------- */

@@ -35,31 +35,4 @@ static inline void assert_stats_same(dh_stats_t a, dh_stats_t b,
     assert_memory_equal(&a, &b, sizeof a);
 }
 
-/* Standard error redirected to a temporary file while a capture is open. */
-typedef struct {
-    int saved_fd;
-    FILE *file;
-} capture_t;
-
-static inline void capture_begin(capture_t *c) {
-    fflush(stderr);
-    c->file = tmpfile();
-    assert_non_null(c->file);
-    c->saved_fd = dup(2);
-    assert_true(c->saved_fd >= 0);
-    assert_true(dup2(fileno(c->file), 2) == 2);
-}
-
-/* Restore fd 2 and copy what was written into buf (NUL-terminated). */
-static inline size_t capture_end(capture_t *c, char *buf, size_t cap) {
-    fflush(stderr);
-    assert_true(dup2(c->saved_fd, 2) == 2);
-    close(c->saved_fd);
-    rewind(c->file);
-    size_t n = fread(buf, 1, cap - 1, c->file);
-    buf[n] = 0;
-    fclose(c->file);
-    return n;
-}
-
 #endif /* DH_TESTS_ROBUST_H */
