@@ -13,6 +13,16 @@
  */
 #include "internal.h"
 
+void dh_bins_init(dh_heap_t *h) {
+    for (int c = 0; c < DH_NUM_CLASSES; c++) {
+        h->bins[c].carve = h->bins[c].carve_end = 0;
+        h->bins[c].live_state = (uint8_t)(DH_ST_LIVE + c);
+        h->bin_by_state[DH_ST_LIVE + c] = &h->bins[c];
+    }
+    for (unsigned i = 0; i < DH_SMALL_INDEXES; i++)
+        h->bin_by_size[i] = &h->bins[dh_small_class[i]];
+}
+
 void *dh_bin_alloc_slow(dh_heap_t *h, int c) {
     dh_bin_t *b = &h->bins[c];
     uintptr_t size = dh_class_sizes[c];

@@ -146,12 +146,21 @@ typedef struct dh_bin {
     uint64_t allocs;     /* allocations served (stats) */
     uint64_t frees;      /* blocks freed (stats) */
     uint64_t carved;     /* blocks carved (stats) */
-    uint64_t spans;      /* spans taken (stats) */
+    uint32_t spans;      /* spans taken (stats; a range holds < 2^32) */
+    uint8_t live_state;  /* DH_ST_LIVE + this bin's class: what the
+                            table-driven fast paths store */
     void *foreign;       /* LIFO of free blocks of other heaps' ranges (freed
                             here by this heap's thread); used when `head` is
                             empty, so `head` holds only this range's blocks */
 } dh_bin_t;
 _Static_assert(sizeof(dh_bin_t) == 64, "a bin is indexed by a shift");
+_Static_assert(((uint64_t)1 << (DH_ADDRESS_BITS - DH_SPAN_SHIFT)) <= UINT32_MAX,
+               "spans fits the spans taken from any range");
+
+/* Sizes up to DH_SMALL_MAX find their bin in one load from a heap's
+ * bin_by_size table, indexed by (n + 15) >> 4. */
+#define DH_SMALL_MAX 1024u
+#define DH_SMALL_INDEXES ((DH_SMALL_MAX >> DH_GRANULE_SHIFT) + 1)
 
 /* A free large block's tree node, kept in the block's first bytes. */
 typedef struct dh_large_node {
@@ -184,6 +193,12 @@ struct dh_heap {
                                 state_bias + (p >> 4) */
     uint8_t *data_state;     /* the state byte of data_start */
     dh_bin_t bins[DH_NUM_CLASSES];
+    /* The fast paths' tables (dh_bins_init): the bin serving size n <= 1024
+     * at [(n + 15) >> 4], and the bin of a live class block whose state
+     * byte is s at [s] (NULL for every other state byte, so one load both
+     * validates a pointer given to free and finds its bin). */
+    dh_bin_t *bin_by_size[DH_SMALL_INDEXES];
+    dh_bin_t *bin_by_state[256];
     dh_large_node_t *large_root; /* AVL tree of free large blocks */
     /* Statistics not held by the bins. */
     uint64_t live_bytes, peak_live_bytes;
@@ -259,6 +274,7 @@ DH_HIDDEN void dh_region_destroy(dh_heap_t *h);
 DH_HIDDEN void dh_inbox_drain(dh_heap_t *h);
 
 /* bin.c: class blocks. */
+DH_HIDDEN void dh_bins_init(dh_heap_t *h); /* bins and fast-path tables */
 DH_HIDDEN void *dh_bin_alloc_slow(dh_heap_t *h, int c);
 DH_HIDDEN void *dh_span_take(dh_heap_t *h); /* a fresh span, or NULL */
 

@@ -26,7 +26,24 @@
 #include <stdatomic.h>
 #include <string.h>
 
-const dh_heap_t dh_empty_heap;
+/* The heap the fast paths see while a thread has none, or while the process
+ * is observed: no free block, no span to carve from, no committed data.
+ * Its tables must be valid from the first call (before any constructor),
+ * so they are set here: every small size maps to bin 0, which is as empty
+ * as the rest; no state byte maps to a bin. */
+#define EMPTY_BIN(c) {.live_state = DH_ST_LIVE + (c)}
+#define EMPTY_BIN0 ((dh_bin_t *)&dh_empty_heap.bins[0])
+#define EMPTY_BIN0_X4 EMPTY_BIN0, EMPTY_BIN0, EMPTY_BIN0, EMPTY_BIN0
+#define EMPTY_BIN0_X16 EMPTY_BIN0_X4, EMPTY_BIN0_X4, EMPTY_BIN0_X4, EMPTY_BIN0_X4
+const dh_heap_t dh_empty_heap = {
+    .bins = {EMPTY_BIN(0), EMPTY_BIN(1), EMPTY_BIN(2), EMPTY_BIN(3),
+             EMPTY_BIN(4), EMPTY_BIN(5), EMPTY_BIN(6), EMPTY_BIN(7),
+             EMPTY_BIN(8), EMPTY_BIN(9), EMPTY_BIN(10), EMPTY_BIN(11),
+             EMPTY_BIN(12)},
+    .bin_by_size = {EMPTY_BIN0_X16, EMPTY_BIN0_X16, EMPTY_BIN0_X16,
+                    EMPTY_BIN0_X16, EMPTY_BIN0}};
+_Static_assert(DH_SMALL_INDEXES == 65 && DH_NUM_CLASSES == 13,
+               "dh_empty_heap's initializer lists every entry");
 __thread dh_thread_t dh_self __attribute__((tls_model("initial-exec"))) = {
     .fast = (dh_heap_t *)&dh_empty_heap};
 int dh_observe;

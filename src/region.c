@@ -80,8 +80,7 @@ static void layout(dh_heap_t *h, uintptr_t base, uintptr_t size,
     h->data_state = dh_state_at(h, h->data_start);
     h->state_bias =
         (uintptr_t)h->data_state - (h->data_start >> DH_GRANULE_SHIFT);
-    for (int c = 0; c < DH_NUM_CLASSES; c++)
-        h->bins[c].carve = h->bins[c].carve_end = 0;
+    dh_bins_init(h);
     h->on_error = cfg->on_error;
     h->error_callback = cfg->error_callback;
     h->error_user = cfg->error_user;

@@ -19,32 +19,32 @@
 #define EXPORT __attribute__((visibility("default")))
 
 /* The lean fast paths: a free-list pop or push, the state byte and one
- * counter.  dh_self.fast is dh_empty_heap until the thread has a heap and
- * whenever the process is observed (stats, trace): its lists are empty and
- * its range void, so every call falls through to process.c.  Anything
- * unusual - an empty free list, a large size, a block of another thread's
- * heap, a bad pointer - takes the same exit.  The main free lists hold only
- * blocks of the heap's own range, so a block's state byte is at
+ * counter, with the bin found by one table load (internal.h: bin_by_size,
+ * bin_by_state).  dh_self.fast is dh_empty_heap until the thread has a
+ * heap and whenever the process is observed (stats, trace): its lists are
+ * empty and its range void, so every call falls through to process.c.
+ * Anything unusual - an empty free list, a large size, a block of another
+ * thread's heap, a bad pointer - takes the same exit.  The main free lists
+ * hold only blocks of the heap's own range, so a block's state byte is at
  * state_bias + (p >> 4). */
 /* malloc's body, under another name: the compiler must not see malloc
  * followed by memset in calloc (it would make that a call to calloc). */
 static inline __attribute__((always_inline)) void *lean_malloc(size_t n) {
     dh_heap_t *h = dh_self.fast;
-    int c;
-    if (DH_LIKELY(n <= 1024))
-        c = dh_small_class[(n + 15) >> DH_GRANULE_SHIFT];
+    dh_bin_t *b;
+    if (DH_LIKELY(n <= DH_SMALL_MAX))
+        b = h->bin_by_size[(n + 15) >> DH_GRANULE_SHIFT];
     else if (n <= DH_MAX_CLASS_SIZE)
-        c = dh_class_of(n);
+        b = &h->bins[dh_class_of(n)];
     else
         return dh_proc_malloc(n);
-    dh_bin_t *b = &h->bins[c];
     void **p = b->head;
     if (DH_LIKELY(p != NULL)) { /* main lists hold only own-range blocks */
         b->head = DH_LINK_READ(p);
         *p = NULL; /* no free-list link is left for the caller */
         dh_st_store(
             (uint8_t *)(h->state_bias + ((uintptr_t)p >> DH_GRANULE_SHIFT)),
-            (uint8_t)(DH_ST_LIVE + c));
+            b->live_state);
     } else {
         /* Carve the class's next block, as bin.c would: only when the
          * inbox and the foreign list, which bin.c takes first, are empty,
@@ -52,7 +52,7 @@ static inline __attribute__((always_inline)) void *lean_malloc(size_t n) {
          * The span may lie in another thread heap's range (made from a
          * large block freed here), so its state byte is found the general
          * way. */
-        uintptr_t size = dh_class_sizes[c];
+        uintptr_t size = dh_class_sizes[b->live_state - DH_ST_LIVE];
         if (b->foreign != NULL || b->carve_end - b->carve < size ||
             __atomic_load_n(&h->inbox, __ATOMIC_RELAXED) != NULL)
             return dh_proc_malloc(n);
@@ -61,48 +61,52 @@ static inline __attribute__((always_inline)) void *lean_malloc(size_t n) {
         b->carved++;
         DH_MEM_ACCESS(p, sizeof(void *));
         *p = NULL;
-        dh_st_store(dh_state_at(h, (uintptr_t)p), (uint8_t)(DH_ST_LIVE + c));
+        dh_st_store(dh_state_at(h, (uintptr_t)p), b->live_state);
     }
-    DH_BLOCK_ALLOC(p, dh_class_sizes[c]);
+    DH_BLOCK_ALLOC(p, dh_class_sizes[b->live_state - DH_ST_LIVE]);
     b->allocs++;
     return p;
 }
 
 EXPORT void *malloc(size_t n) { return lean_malloc(n); }
 
+/* The granule of ptr in the committed data of h (the calling thread's fast
+ * heap), or a number >= h->fast_granules if ptr is not at a 16-byte
+ * boundary there: the index is rotated so that a pointer that is not
+ * 16-byte aligned becomes huge (NULL does too), and one compare checks
+ * range and alignment. */
+static inline __attribute__((always_inline)) uintptr_t own_granule(
+    const dh_heap_t *h, const void *ptr) {
+    uintptr_t off = (uintptr_t)ptr - h->data_start;
+    return (off >> DH_GRANULE_SHIFT) |
+           (off << (sizeof(uintptr_t) * 8 - DH_GRANULE_SHIFT));
+}
+
+/* Push the live own block ptr (state byte *st, value s, bin b) onto b. */
+static inline __attribute__((always_inline)) void lean_free(dh_bin_t *b,
+                                                            void *ptr,
+                                                            uint8_t *st,
+                                                            uint8_t s) {
+    dh_st_store(st, (uint8_t)(s + (DH_ST_FREE - DH_ST_LIVE)));
+    *(void **)ptr = b->head;
+    b->head = ptr;
+    DH_BLOCK_FREE(ptr, dh_class_sizes[s - DH_ST_LIVE]);
+    b->frees++;
+}
+
 EXPORT void free(void *ptr) {
     dh_heap_t *h = dh_self.fast;
-    /* granule index in this heap's committed data, rotated so that a
-     * pointer that is not 16-byte aligned becomes huge (NULL is too) */
-    uintptr_t off = (uintptr_t)ptr - h->data_start;
-    uintptr_t g = (off >> DH_GRANULE_SHIFT) |
-                  (off << (sizeof(uintptr_t) * 8 - DH_GRANULE_SHIFT));
+    uintptr_t g = own_granule(h, ptr);
     if (DH_LIKELY(g < h->fast_granules)) {
         uint8_t *st = h->data_state + g;
-        unsigned c = (unsigned)dh_st_load(st) - DH_ST_LIVE;
-        if (DH_LIKELY(c < DH_NUM_CLASSES)) { /* a live class block */
-            dh_bin_t *b = &h->bins[c];
-            dh_st_store(st, (uint8_t)(DH_ST_FREE + c));
-            *(void **)ptr = b->head;
-            b->head = ptr;
-            DH_BLOCK_FREE(ptr, dh_class_sizes[c]);
-            b->frees++;
+        uint8_t s = dh_st_load(st);
+        dh_bin_t *b = h->bin_by_state[s]; /* NULL unless a live class block */
+        if (DH_LIKELY(b != NULL)) {
+            lean_free(b, ptr, st, s);
             return;
         }
     }
     dh_proc_free(ptr, "free");
-}
-
-/* The live class of an own block of the calling thread's fast heap, or -1:
- * the same validation as free's fast path. */
-static inline int own_live_class(dh_heap_t *h, void *ptr, uint8_t **st) {
-    uintptr_t off = (uintptr_t)ptr - h->data_start;
-    uintptr_t g = (off >> DH_GRANULE_SHIFT) |
-                  (off << (sizeof(uintptr_t) * 8 - DH_GRANULE_SHIFT));
-    if (g >= h->fast_granules) return -1;
-    *st = h->data_state + g;
-    unsigned c = (unsigned)dh_st_load(*st) - DH_ST_LIVE;
-    return c < DH_NUM_CLASSES ? (int)c : -1;
 }
 
 EXPORT void *calloc(size_t count, size_t size) {
@@ -115,14 +119,27 @@ EXPORT void *calloc(size_t count, size_t size) {
     return p;
 }
 
-/* realloc within the block's class stays in place; that needs no heap but
- * the caller's own, so it is decided here. */
+/* realloc of an own class block to a class size stays in the caller's heap,
+ * so it is decided here: in place within the class, else moved through the
+ * lean paths (new block first, then the copy, then the old block freed:
+ * the order dh_realloc_block keeps, so the addresses are the same).
+ * realloc(NULL, n) is malloc(n) unless observed (traced as realloc). */
 EXPORT void *realloc(void *ptr, size_t n) {
+    if (ptr == NULL && !dh_observe) return lean_malloc(n);
     dh_heap_t *h = dh_self.fast;
-    uint8_t *st;
-    int c = own_live_class(h, ptr, &st);
-    if (c >= 0 && n != 0 && n <= DH_MAX_CLASS_SIZE && dh_class_of(n) == c)
-        return ptr;
+    uintptr_t g = own_granule(h, ptr);
+    uint8_t *st = h->data_state + g;
+    dh_bin_t *b = g < h->fast_granules ? h->bin_by_state[dh_st_load(st)] : NULL;
+    if (b != NULL && n != 0 && n <= DH_MAX_CLASS_SIZE) {
+        int c = b->live_state - DH_ST_LIVE;
+        size_t old = dh_class_sizes[c];
+        if (dh_class_of(n) == c) return ptr;
+        void *q = lean_malloc(n);
+        if (q == NULL) return NULL; /* ENOMEM; ptr is untouched */
+        memcpy(q, ptr, old < n ? old : n);
+        lean_free(b, ptr, st, b->live_state);
+        return q;
+    }
     return dh_proc_realloc(ptr, n, "realloc");
 }
 

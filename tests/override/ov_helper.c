@@ -12,6 +12,13 @@
  *   ov_helper fork N           one thread allocates in a loop while the main
  *                              thread forks N times; each child allocates,
  *                              frees, creates a thread and exits 0
+ *   ov_helper mix N            N calls of malloc, calloc, realloc (from
+ *                              NULL, within a class, across classes, to and
+ *                              from large blocks, to 0) and free on 256
+ *                              slots chosen by a fixed-seed PRNG, checking
+ *                              every block's contents; prints "mix HASH BAD"
+ *                              with HASH over every address returned and BAD
+ *                              the blocks whose contents were wrong
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -32,7 +39,8 @@
 #define RESERVE ((uintptr_t)64 << 30)
 
 static int usage(void) {
-    fprintf(stderr, "usage: ov_helper first | misuse NAME | fork N\n");
+    fprintf(stderr,
+            "usage: ov_helper first | misuse NAME | fork N | mix N\n");
     return 2;
 }
 
@@ -280,9 +288,97 @@ static int forks(int n) {
     return bad != 0;
 }
 
+
+/* ---- mix: every path of the malloc family, for address comparisons ------ */
+
+#define MIX_SLOTS 256
+
+/* Each live block is filled with a byte derived from its slot and
+ * generation; a move by realloc must carry min(old, new) bytes of it. */
+typedef struct {
+    unsigned char *p;
+    size_t n;
+    unsigned char fill;
+} mix_slot_t;
+
+static uint64_t mix_hash = 0xcbf29ce484222325ull, mix_rng = 0x9e3779b97f4a7c15ull;
+
+static uint64_t mix_next(void) { /* xorshift64 */
+    mix_rng ^= mix_rng << 13;
+    mix_rng ^= mix_rng >> 7;
+    mix_rng ^= mix_rng << 17;
+    return mix_rng;
+}
+
+static void mix_note(const void *p) {
+    mix_hash = (mix_hash ^ (uint64_t)(uintptr_t)p) * 0x100000001b3ull;
+}
+
+/* A size: mostly small (the lean paths), some up to 64 KiB (the other
+ * classes), a few large. */
+static size_t mix_size(void) {
+    uint64_t r = mix_next();
+    switch (r % 8) {
+    case 0: return (size_t)(r >> 8) % 65536 + 1;
+    case 1: return (size_t)(r >> 8) % 300000 + 65537;
+    default: return (size_t)(r >> 8) % 1100;
+    }
+}
+
+static bool mix_check(const mix_slot_t *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s->p[i] != s->fill) return false;
+    return true;
+}
+
+static int mix(long calls) {
+    static mix_slot_t slot[MIX_SLOTS];
+    long bad = 0;
+    for (long i = 0; i < calls; i++) {
+        mix_slot_t *s = &slot[mix_next() % MIX_SLOTS];
+        uint64_t what = mix_next() % 8;
+        if (s->p == NULL && what < 6) { /* a new block */
+            size_t n = mix_size();
+            s->p = what == 0 ? calloc(1, n) : what == 1 ? realloc(NULL, n)
+                                                        : malloc(n);
+            if (s->p == NULL) return 1;
+            if (what == 0)
+                for (size_t j = 0; j < n; j++) bad += s->p[j] != 0;
+            s->n = n;
+            s->fill = (unsigned char)(i * 7 + 1);
+            memset(s->p, s->fill, n);
+        } else if (s->p != NULL && what < 5) { /* realloc a live block */
+            size_t n = what == 0 ? s->n + 1 : what == 1 ? s->n / 2 + 1 : mix_size() + 1;
+            unsigned char *q = realloc(s->p, n);
+            if (q == NULL) return 1;
+            s->p = q;
+            bad += !mix_check(s, n < s->n ? n : s->n);
+            s->n = n;
+            memset(s->p, s->fill, n);
+        } else if (s->p != NULL && what == 5) { /* realloc to 0 frees */
+            bad += !mix_check(s, s->n);
+            if (realloc(s->p, 0) != NULL) return 1;
+            s->p = NULL;
+            continue;
+        } else if (s->p != NULL) {
+            bad += !mix_check(s, s->n);
+            free(s->p);
+            s->p = NULL;
+            continue;
+        } else {
+            continue;
+        }
+        mix_note(s->p);
+    }
+    for (int i = 0; i < MIX_SLOTS; i++) free(slot[i].p);
+    printf("mix %016" PRIx64 " %ld\n", mix_hash, bad);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "first") == 0) return first();
     if (argc >= 3 && strcmp(argv[1], "misuse") == 0) return misuse(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "fork") == 0) return forks(atoi(argv[2]));
+    if (argc >= 3 && strcmp(argv[1], "mix") == 0) return mix(atol(argv[2]));
     return usage();
 }
