@@ -8,8 +8,9 @@
  *           state[p] = FREE + c; *p = bin.head; bin.head = p
  *
  * These "counting" paths also keep live bytes and peaks, for the heap API's
- * statistics.  The malloc override has leaner copies that keep only the
- * per-class counts (override/malloc.c).
+ * statistics.  The malloc override has leaner, table-driven copies that
+ * keep only the per-class counts (override/malloc.c, bin_by_size and
+ * bin_by_state in internal.h).
  */
 #ifndef DH_FASTPATH_H
 #define DH_FASTPATH_H
