@@ -24,9 +24,30 @@
  * heap and whenever the process is observed (stats, trace): its lists are
  * empty and its range void, so every call falls through to process.c.
  * Anything unusual - an empty free list, a large size, a block of another
- * thread's heap, a bad pointer - takes the same exit.  The main free lists
- * hold only blocks of the heap's own range, so a block's state byte is at
- * state_bias + (p >> 4). */
+ * thread's heap, a bad pointer - takes the same exit. */
+/* An empty free list: carve the class's next block, as bin.c would, but
+ * only when the inbox and the foreign list, which bin.c takes first, are
+ * empty and the current span has room; anything else goes the long way.
+ * The span may lie in another thread heap's range (made from a large block
+ * freed here), so its state byte is found the general way.  Out of line, so
+ * that the pop path below keeps its registers. */
+static __attribute__((noinline)) void *lean_carve(dh_heap_t *h, dh_bin_t *b,
+                                                  size_t n) {
+    uintptr_t size = dh_class_sizes[b->live_state - DH_ST_LIVE];
+    if (b->foreign != NULL || b->carve_end - b->carve < size ||
+        __atomic_load_n(&h->inbox, __ATOMIC_RELAXED) != NULL)
+        return dh_proc_malloc(n);
+    void **p = (void **)b->carve;
+    b->carve += size;
+    b->carved++;
+    DH_MEM_ACCESS(p, sizeof(void *));
+    *p = NULL;
+    dh_st_store(dh_state_at(h, (uintptr_t)p), b->live_state);
+    DH_BLOCK_ALLOC(p, size);
+    b->allocs++;
+    return p;
+}
+
 /* malloc's body, under another name: the compiler must not see malloc
  * followed by memset in calloc (it would make that a call to calloc). */
 static inline __attribute__((always_inline)) void *lean_malloc(size_t n) {
@@ -39,30 +60,13 @@ static inline __attribute__((always_inline)) void *lean_malloc(size_t n) {
     else
         return dh_proc_malloc(n);
     void **p = b->head;
-    if (DH_LIKELY(p != NULL)) { /* main lists hold only own-range blocks */
-        b->head = DH_LINK_READ(p);
-        *p = NULL; /* no free-list link is left for the caller */
-        dh_st_store(
-            (uint8_t *)(h->state_bias + ((uintptr_t)p >> DH_GRANULE_SHIFT)),
-            b->live_state);
-    } else {
-        /* Carve the class's next block, as bin.c would: only when the
-         * inbox and the foreign list, which bin.c takes first, are empty,
-         * and the current span has room; anything else goes the long way.
-         * The span may lie in another thread heap's range (made from a
-         * large block freed here), so its state byte is found the general
-         * way. */
-        uintptr_t size = dh_class_sizes[b->live_state - DH_ST_LIVE];
-        if (b->foreign != NULL || b->carve_end - b->carve < size ||
-            __atomic_load_n(&h->inbox, __ATOMIC_RELAXED) != NULL)
-            return dh_proc_malloc(n);
-        p = (void **)b->carve;
-        b->carve += size;
-        b->carved++;
-        DH_MEM_ACCESS(p, sizeof(void *));
-        *p = NULL;
-        dh_st_store(dh_state_at(h, (uintptr_t)p), b->live_state);
-    }
+    if (DH_UNLIKELY(p == NULL)) return lean_carve(h, b, n);
+    /* main lists hold only own-range blocks: the state byte is at
+     * state_bias + (p >> 4) */
+    b->head = DH_LINK_READ(p);
+    *p = NULL; /* no free-list link is left for the caller */
+    dh_st_store((uint8_t *)(h->state_bias + ((uintptr_t)p >> DH_GRANULE_SHIFT)),
+                b->live_state);
     DH_BLOCK_ALLOC(p, dh_class_sizes[b->live_state - DH_ST_LIVE]);
     b->allocs++;
     return p;
