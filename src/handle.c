@@ -16,16 +16,18 @@
 #include <string.h>
 
 /* The state byte of the granule a handle names if a live block starts
- * there (its address in *addr), else 0.  Granule g of the data is handle
- * data_start_granule + g; handle 0, handles below the data and handles at
- * or above the high water all give a g that fails the one compare. */
+ * there (its address in *addr, its state byte's address in *st), else 0.
+ * Granule g of the data is handle data_start_granule + g; handle 0,
+ * handles below the data and handles at or above the high water all give
+ * a g that fails the one compare. */
 DH_INLINE uint8_t handle_live(const dh_heap_t *h, dh_handle_t handle,
-                              uintptr_t *addr) {
+                              uintptr_t *addr, uint8_t **st) {
     uint64_t g = handle.id - ((h->data_start - h->base) >> DH_GRANULE_SHIFT);
     if (g >= (dh_high_water(h) - h->data_start) >> DH_GRANULE_SHIFT) return 0;
     uint8_t s = dh_st_load(h->data_state + g);
     if (!dh_st_is_live_class(s) && s != DH_ST_LIVE_LARGE) return 0;
     *addr = h->data_start + ((uintptr_t)g << DH_GRANULE_SHIFT);
+    *st = h->data_state + g;
     return s;
 }
 
@@ -49,20 +51,22 @@ dh_handle_t dh_alloc(dh_heap_t *h, size_t size) {
 
 void dh_free_handle(dh_heap_t *h, dh_handle_t handle) {
     uintptr_t p;
-    uint8_t s = handle_live(h, handle, &p);
+    uint8_t *st;
+    uint8_t s = handle_live(h, handle, &p, &st);
     if (DH_UNLIKELY(s == 0)) {
         h->rejected_handle_frees++;
         return;
     }
     if (DH_LIKELY(dh_st_is_live_class(s)))
-        dh_fast_free(h, p, dh_state_at(h, p), s - DH_ST_LIVE);
+        dh_fast_free(h, p, st, s - DH_ST_LIVE);
     else
         dh_heap_release(h, p, s);
 }
 
 void *dh_get(const dh_heap_t *h, dh_handle_t handle, size_t *len) {
     uintptr_t p;
-    uint8_t s = handle_live(h, handle, &p);
+    uint8_t *st;
+    uint8_t s = handle_live(h, handle, &p, &st);
     if (s == 0) {
         if (len) *len = 0;
         return NULL;
@@ -73,7 +77,8 @@ void *dh_get(const dh_heap_t *h, dh_handle_t handle, size_t *len) {
 
 bool dh_write(dh_heap_t *h, dh_handle_t handle, const void *data, size_t len) {
     uintptr_t p;
-    uint8_t s = handle_live(h, handle, &p);
+    uint8_t *st;
+    uint8_t s = handle_live(h, handle, &p, &st);
     if (s == 0) return false;
     size_t size = handle_size(h, p, s);
     if (len > 0) memcpy((void *)p, data, len < size ? len : size);
