@@ -48,7 +48,7 @@ extern "C" {
 /* ---- version ------------------------------------------------------------ */
 
 #define DH_VERSION_MAJOR 0
-#define DH_VERSION_MINOR 1
+#define DH_VERSION_MINOR 2
 #define DH_VERSION_PATCH 0
 /* One number, comparable: 0x00MMmmpp. */
 #define DH_VERSION \
