@@ -136,9 +136,12 @@ static bool record(const dh_block_info_t *b, void *user) {
         w->blocks = realloc(w->blocks, w->cap * sizeof *w->blocks);
         assert_non_null(w->blocks);
     }
-    dh_block_info_t info = *b;
-    info.ptr = (void *)((uintptr_t)b->ptr - w->base);
-    w->blocks[w->n++] = info;
+    dh_block_info_t *info = &w->blocks[w->n++];
+    memset(info, 0, sizeof *info); /* padding too: the walks are memcmp'd */
+    info->ptr = (void *)((uintptr_t)b->ptr - w->base);
+    info->size = b->size;
+    info->size_class = b->size_class;
+    info->live = b->live;
     return true;
 }
 
