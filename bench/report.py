@@ -421,9 +421,17 @@ plot '{dat}' using 2:xtic(1) title columnheader(2){more}, 1 with lines lc rgb 'b
                "detheap's handle API (dh_alloc, dh_free, dh_get, dh_write; static "
                "library), `build/bench/handle_ops_rs` the original design "
                "(binned_alloc.rs compiled in with `rustc -O`). Both parse the "
-               "script first, start every repetition from a fresh heap outside the "
-               "clock, and repeat the script until %s s of timed work; the figure "
-               "is the median repetition. Higher is better."
+               "script first and repeat it until %s s of timed work (at least 3 "
+               "repetitions, at most 1000); the figure is the median repetition. "
+               "Per repetition, outside the clock: the C side empties its one heap "
+               "with `dh_heap_reset` (created once before the first repetition; "
+               "the reset zeroes the storage the previous repetition carved and "
+               "keeps its pages committed), the Rust side drops the previous "
+               "`BinnedAllocator` and makes a new one (empty `Vec`s; glibc keeps "
+               "the freed memory for reuse). Inside the clock the Rust side grows "
+               "and zero-fills its storage `Vec` as it carves blocks; the C side "
+               "carves from storage the reset already zeroed. Only the first "
+               "repetition of either side runs on fresh pages. Higher is better."
                % self.meta.get("handle_seconds", "the given"))
         self.w()
         cases = s.benches()

@@ -48,7 +48,7 @@ extern "C" {
 /* ---- version ------------------------------------------------------------ */
 
 #define DH_VERSION_MAJOR 0
-#define DH_VERSION_MINOR 1
+#define DH_VERSION_MINOR 2
 #define DH_VERSION_PATCH 0
 /* One number, comparable: 0x00MMmmpp. */
 #define DH_VERSION \
@@ -157,6 +157,24 @@ DH_API DH_NODISCARD dh_heap_t *dh_heap_create(const dh_config_t *cfg);
  * handle of the heap becomes invalid.  NULL is a no-op.  Thread-safe with
  * respect to other heaps; the heap itself must not be in use. */
 DH_API void dh_heap_destroy(dh_heap_t *heap);
+
+/* Free every block of the heap at once and return it to the state of a
+ * freshly created heap with the same configuration: the calls made after
+ * the reset return the same offsets, handles, block contents and
+ * statistics as the same calls on a new heap, with one exception:
+ * committed_bytes is kept, not reset, because the heap keeps the memory it
+ * has committed (so the pages it has touched are not faulted in again).
+ * The error policy is kept.  Every pointer and handle of the heap becomes
+ * invalid (a stale handle may name a block allocated after the reset).
+ * Cost: O(storage_bytes): the carved storage and its state map are zeroed,
+ * as fresh memory is, which touches every page of that storage.  No system
+ * call.  The heap must not be in use by another thread, nor its blocks be
+ * freed concurrently.
+ * Fails, returning false and changing nothing, with errno:
+ *   EINVAL  heap is NULL or not a live heap;
+ *   EPERM   heap is one of the process heap's heaps (dh_heap_of a malloc'd
+ *           or dh_malloc'd pointer), whose blocks other code may hold. */
+DH_API bool dh_heap_reset(dh_heap_t *heap);
 
 /* The heap that owns ptr (live or free block, or any address inside the
  * heap's range), or NULL.  O(1), thread-safe. */

@@ -54,6 +54,54 @@ void dh_heap_destroy(dh_heap_t *h) {
     if (h != NULL && h->magic == DH_HEAP_MAGIC) dh_region_destroy(h);
 }
 
+/* Tell a memory checker that a live block found by the walk is gone. */
+static bool forget_live(const dh_block_info_t *b, void *user) {
+    (void)user;
+    if (b->live) DH_BLOCK_FREE(b->ptr, b->size);
+    return true;
+}
+
+/* Return h to the state dh_heap_create left it in, but for its committed
+ * memory, which it keeps: every field layout() (region.c) sets is either
+ * kept here (the range, the error policy) or back at its initial value;
+ * the carved data and its state bytes are zeroed, as fresh pages are. */
+bool dh_heap_reset(dh_heap_t *h) {
+    if (h == NULL || h->magic != DH_HEAP_MAGIC) {
+        errno = EINVAL;
+        return false;
+    }
+    if (h->process) {
+        errno = EPERM;
+        return false;
+    }
+    if (DH_ANNOTATING) dh_heap_walk(h, forget_live, NULL);
+    uintptr_t used = dh_high_water(h) - h->data_start;
+    DH_MEM_ACCESS((void *)h->data_start, used);
+    memset((void *)h->data_start, 0, used);
+    memset(h->data_state, 0, used >> DH_GRANULE_SHIFT);
+    dh_heap_t keep = *h;
+    memset(h, 0, sizeof *h);
+    h->magic = DH_HEAP_MAGIC;
+    h->base = keep.base;
+    h->size = keep.size;
+    h->mask = keep.mask;
+    h->mapped = keep.mapped;
+    h->state = keep.state;
+    h->data_start = keep.data_start;
+    h->top = h->high_water = keep.data_start;
+    h->commit_end = keep.commit_end;
+    h->state_commit_end = keep.state_commit_end;
+    h->limit = keep.limit;
+    h->os_page = keep.os_page;
+    h->fast_granules = keep.fast_granules;
+    h->state_bias = keep.state_bias;
+    h->data_state = keep.data_state;
+    h->on_error = keep.on_error;
+    h->error_callback = keep.error_callback;
+    h->error_user = keep.error_user;
+    return true;
+}
+
 dh_heap_t *dh_heap_of(const void *ptr) {
     return dh_region_lookup((uintptr_t)ptr);
 }

@@ -8,7 +8,7 @@
 use core::ffi::{c_char, c_int, c_void};
 
 pub const DH_VERSION_MAJOR: u32 = 0;
-pub const DH_VERSION_MINOR: u32 = 1;
+pub const DH_VERSION_MINOR: u32 = 2;
 pub const DH_VERSION_PATCH: u32 = 0;
 pub const DH_VERSION: u32 = (DH_VERSION_MAJOR << 16) | (DH_VERSION_MINOR << 8) | DH_VERSION_PATCH;
 
@@ -133,6 +133,7 @@ extern "C" {
     pub fn dh_config_init(cfg: *mut dh_config_t);
     pub fn dh_heap_create(cfg: *const dh_config_t) -> *mut dh_heap_t;
     pub fn dh_heap_destroy(heap: *mut dh_heap_t);
+    pub fn dh_heap_reset(heap: *mut dh_heap_t) -> bool;
     pub fn dh_heap_of(ptr: *const c_void) -> *mut dh_heap_t;
     pub fn dh_heap_base(heap: *const dh_heap_t) -> usize;
 
