@@ -168,6 +168,23 @@ static dh_check_t check_free_list(const dh_heap_t *h, int c, uint64_t expect) {
     return n == expect ? DH_CHECK_OK : DH_CHECK_I3;
 }
 
+/* The fast paths' tables (I3): each bin carries its live state byte, size
+ * index i leads to the bin of i's class, and state byte s to bin c exactly
+ * when s is LIVE + c. */
+static dh_check_t check_tables(const dh_heap_t *h) {
+    for (int c = 0; c < DH_NUM_CLASSES; c++)
+        if (h->bins[c].live_state != DH_ST_LIVE + c) return DH_CHECK_I3;
+    for (unsigned i = 0; i < DH_SMALL_INDEXES; i++)
+        if (h->bin_by_size[i] != &h->bins[dh_small_class[i]])
+            return DH_CHECK_I3;
+    for (unsigned s = 0; s < 256; s++) {
+        const dh_bin_t *want =
+            dh_st_is_live_class((uint8_t)s) ? &h->bins[s - DH_ST_LIVE] : NULL;
+        if (h->bin_by_state[s] != want) return DH_CHECK_I3;
+    }
+    return DH_CHECK_OK;
+}
+
 /* In-order walk of the large tree; returns the height or -1 if bad. */
 static int check_tree(const dh_heap_t *h, const dh_large_node_t *t,
                       const dh_large_node_t **prev, uint64_t *count,
@@ -196,6 +213,8 @@ dh_check_t dh_heap_check(const dh_heap_t *h) {
     if (r != DH_CHECK_OK) return r;
     walker_t w = {.h = h};
     r = walk(&w);
+    if (r != DH_CHECK_OK) return r;
+    r = check_tables(h);
     if (r != DH_CHECK_OK) return r;
     for (int c = 0; c < DH_NUM_CLASSES; c++) {
         const dh_bin_t *b = &h->bins[c];

@@ -62,9 +62,9 @@ static bool forget_live(const dh_block_info_t *b, void *user) {
 }
 
 /* Return h to the state dh_heap_create left it in, but for its committed
- * memory, which it keeps: every field layout() (region.c) sets is either
- * kept here (the range, the error policy) or back at its initial value;
- * the carved data and its state bytes are zeroed, as fresh pages are. */
+ * memory, which it keeps: the header is laid out afresh by the code that
+ * laid it out at creation (dh_region_relayout), and the carved data and its
+ * state bytes are zeroed, as fresh pages are. */
 bool dh_heap_reset(dh_heap_t *h) {
     if (h == NULL || h->magic != DH_HEAP_MAGIC) {
         errno = EINVAL;
@@ -79,26 +79,7 @@ bool dh_heap_reset(dh_heap_t *h) {
     DH_MEM_ACCESS((void *)h->data_start, used);
     memset((void *)h->data_start, 0, used);
     memset(h->data_state, 0, used >> DH_GRANULE_SHIFT);
-    dh_heap_t keep = *h;
-    memset(h, 0, sizeof *h);
-    h->magic = DH_HEAP_MAGIC;
-    h->base = keep.base;
-    h->size = keep.size;
-    h->mask = keep.mask;
-    h->mapped = keep.mapped;
-    h->state = keep.state;
-    h->data_start = keep.data_start;
-    h->top = h->high_water = keep.data_start;
-    h->commit_end = keep.commit_end;
-    h->state_commit_end = keep.state_commit_end;
-    h->limit = keep.limit;
-    h->os_page = keep.os_page;
-    h->fast_granules = keep.fast_granules;
-    h->state_bias = keep.state_bias;
-    h->data_state = keep.data_state;
-    h->on_error = keep.on_error;
-    h->error_callback = keep.error_callback;
-    h->error_user = keep.error_user;
+    dh_region_relayout(h);
     return true;
 }
 

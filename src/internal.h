@@ -57,6 +57,9 @@
  *   I3  Bin c's free lists hold exactly the blocks whose state is free
  *       class c, each once, and nothing else: `head` those of this heap's
  *       range, `foreign` those of other heaps' ranges (per-thread heaps).
+ *       The fast paths' tables lead to bin c exactly from the sizes of
+ *       class c up to 1024 and from the state byte LIVE + c, and bin c
+ *       carries LIVE + c.
  *   I4  For each class: carved = live + free, with live = allocs - frees
  *       and free = the free list's length.
  *   I5  Spans and large blocks tile [data_start, top) without gaps; a large
@@ -268,6 +271,9 @@ DH_INLINE int dh_class_of(size_t n) {
 DH_HIDDEN bool dh_region_grow(dh_heap_t *h, uintptr_t new_top);
 DH_HIDDEN dh_heap_t *dh_region_lookup(uintptr_t p);
 DH_HIDDEN dh_heap_t *dh_region_create(const dh_config_t *cfg);
+/* Lay h's header out afresh, as dh_region_create did, keeping its range,
+ * its error policy and what it has committed (dh_heap_reset). */
+DH_HIDDEN void dh_region_relayout(dh_heap_t *h);
 DH_HIDDEN void dh_region_destroy(dh_heap_t *h);
 
 /* process.c: take the blocks other threads returned (owner mode). */

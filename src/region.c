@@ -86,6 +86,18 @@ static void layout(dh_heap_t *h, uintptr_t base, uintptr_t size,
     h->error_user = cfg->error_user;
 }
 
+void dh_region_relayout(dh_heap_t *h) {
+    dh_heap_t keep = *h;
+    dh_config_t policy = DH_CONFIG_INIT;
+    policy.on_error = keep.on_error;
+    policy.error_callback = keep.error_callback;
+    policy.error_user = keep.error_user;
+    layout(h, keep.base, keep.size, keep.mapped, &policy);
+    h->commit_end = keep.commit_end;
+    h->state_commit_end = keep.state_commit_end;
+    h->fast_granules = keep.fast_granules;
+}
+
 dh_heap_t *dh_region_create(const dh_config_t *cfg) {
     dh_config_t defaults = DH_CONFIG_INIT;
     if (cfg == NULL) cfg = &defaults;
