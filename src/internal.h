@@ -209,6 +209,11 @@ struct dh_heap {
     void *inbox;              /* DETHEAP_REMOTE_FREE=owner: blocks of this
                                  range freed by other threads, pushed
                                  atomically, taken whole by the owner */
+    /* Huge pages (region.c). */
+    uintptr_t huge_from;      /* data from here up is advised huge pages and
+                                 committed in whole aligned huge pages; a
+                                 multiple of DH_HUGE_PAGE, or UINTPTR_MAX */
+    bool huge_advised;        /* that advice has been given */
 };
 
 /* Bytes of trace buffered per heap (in the heap's header area). */
@@ -254,6 +259,17 @@ DH_HIDDEN bool dh_region_grow(dh_heap_t *h, uintptr_t new_top);
 DH_HIDDEN dh_heap_t *dh_region_lookup(uintptr_t p);
 DH_HIDDEN dh_heap_t *dh_region_create(const dh_config_t *cfg);
 DH_HIDDEN void dh_region_destroy(dh_heap_t *h);
+/* Huge-page policy of a heap, set before its first allocation: off (the
+ * default of every heap: no advice, the system's own policy), auto (huge
+ * pages past its first DH_HUGE_AFTER bytes of data), always (from the
+ * start of its data), never (advise base pages only). */
+typedef enum dh_thp {
+    DH_THP_OFF,
+    DH_THP_AUTO,
+    DH_THP_ALWAYS,
+    DH_THP_NEVER
+} dh_thp_t;
+DH_HIDDEN void dh_region_set_thp(dh_heap_t *h, dh_thp_t mode);
 
 /* process.c: take the blocks other threads returned (owner mode). */
 DH_HIDDEN void dh_inbox_drain(dh_heap_t *h);

@@ -105,6 +105,7 @@ static dh_heap_t *slot_create(uint32_t slot) {
             say(msg, 5);
         }
     }
+    dh_region_set_thp(h, options.thp);
     h->owner_slot = slot;
     h->process = true;
     if (options.trace) dh_trace_thread(h);

@@ -12,6 +12,11 @@
  *   ov_helper fork N           one thread allocates in a loop while the main
  *                              thread forks N times; each child allocates,
  *                              frees, creates a thread and exits 0
+ *   ov_helper thp MIB          keep MIB MiB of 1008-byte blocks live, then
+ *                              print how the kernel was advised to back the
+ *                              main thread's heap (/proc/self/smaps):
+ *                              "thp hg N nh N from OFF aligned A huge_kb K
+ *                              hash H" (see thp below)
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -32,7 +37,8 @@
 #define RESERVE ((uintptr_t)64 << 30)
 
 static int usage(void) {
-    fprintf(stderr, "usage: ov_helper first | misuse NAME | fork N\n");
+    fprintf(stderr,
+            "usage: ov_helper first | misuse NAME | fork N | thp MIB\n");
     return 2;
 }
 
@@ -280,9 +286,77 @@ static int forks(int n) {
     return bad != 0;
 }
 
+/* ---- huge pages --------------------------------------------------------- */
+
+/* Keep mib MiB of 1008-byte blocks live, then read the mappings of the
+ * heap's range [base, base + RESERVE) from /proc/self/smaps and print: hg,
+ * nh: how many carry the kernel's "hg" (huge pages advised) and "nh" (huge
+ * pages refused) flags; from: the lowest start of an hg mapping of the
+ * data (not the state map), as an offset from the base (0 if none);
+ * aligned: 1 if every read-write hg mapping of the data starts and ends on
+ * a 2 MiB boundary (so its huge pages lie wholly in committed memory);
+ * huge_kb: AnonHugePages over the range,
+ * which depends on the kernel and is only reported; hash: of every block's
+ * offset from the base, to compare between settings. */
+static int thp(long mib) {
+    static void *blocks[1 << 20];
+    size_t n = (size_t)mib * 1040; /* 1040 = 1008 + 1/16 of the state map */
+    if (n > sizeof blocks / sizeof blocks[0]) return 2;
+    uintptr_t (*heap_base)(const dh_heap_t *) =
+        (uintptr_t(*)(const dh_heap_t *))lookup("dh_heap_base");
+    dh_heap_t *(*heap_of)(const void *) =
+        (dh_heap_t * (*)(const void *)) lookup("dh_heap_of");
+    uint64_t hash = 0xcbf29ce484222325ull;
+    uintptr_t base = 0;
+    for (size_t i = 0; i < n; i++) {
+        blocks[i] = malloc(1008);
+        if (blocks[i] == NULL) return 1;
+        memset(blocks[i], 1, 16);
+        if (i == 0) base = heap_base(heap_of(blocks[0]));
+        hash = (hash ^ ((uintptr_t)blocks[i] - base)) * 0x100000001b3ull;
+    }
+    /* the data follow the 64 KiB header and the state map (docs/DESIGN.md) */
+    uintptr_t data = base + ((uintptr_t)64 << 10) + RESERVE / 16;
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (f == NULL) return 1;
+    char line[512];
+    uintptr_t lo = 0, hi = 0, from = 0;
+    bool in = false, rw = false, aligned = true;
+    int hg = 0, nh = 0;
+    unsigned long huge_kb = 0, kb;
+    while (fgets(line, sizeof line, f) != NULL) {
+        unsigned long a, b;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) == 3) {
+            lo = a;
+            hi = b;
+            in = lo >= base && hi <= base + RESERVE;
+            rw = perms[0] == 'r' && perms[1] == 'w';
+        } else if (in && sscanf(line, "AnonHugePages: %lu kB", &kb) == 1) {
+            huge_kb += kb;
+        } else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+            if (strstr(line, " hg") != NULL) {
+                hg++;
+                if (lo >= data && (from == 0 || lo - base < from))
+                    from = lo - base;
+                if (lo >= data && rw && ((lo | hi) & ((2u << 20) - 1)) != 0)
+                    aligned = false;
+            }
+            if (strstr(line, " nh") != NULL) nh++;
+        }
+    }
+    fclose(f);
+    printf("thp hg %d nh %d from 0x%" PRIxPTR " aligned %d huge_kb %lu "
+           "hash %016" PRIx64 "\n",
+           hg, nh, from, aligned, huge_kb, hash);
+    for (size_t i = 0; i < n; i++) free(blocks[i]);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "first") == 0) return first();
     if (argc >= 3 && strcmp(argv[1], "misuse") == 0) return misuse(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "fork") == 0) return forks(atoi(argv[2]));
+    if (argc >= 3 && strcmp(argv[1], "thp") == 0) return thp(atol(argv[2]));
     return usage();
 }
