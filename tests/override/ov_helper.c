@@ -77,6 +77,21 @@ static void *free_keep_address(void *p) {
     return (void *)a;
 }
 
+static void *malloc_40(void *arg) {
+    (void)arg;
+    return malloc(40);
+}
+
+/* A block of another thread's heap: made by a thread that then ends (its
+ * heap waits, joined, for the next thread this one creates). */
+static void *remote_block(void) {
+    pthread_t t;
+    void *p = NULL;
+    if (pthread_create(&t, NULL, malloc_40, NULL) != 0) return NULL;
+    if (pthread_join(t, &p) != 0) return NULL;
+    return p;
+}
+
 /* The pointer a misuse case hands to free/realloc; `keep` holds blocks that
  * must stay live for the case (a neighbour, the block itself). */
 static void *misuse_pointer(const char *what, void **keep) {
@@ -92,6 +107,10 @@ static void *misuse_pointer(const char *what, void **keep) {
         /* the last carved block: freed, it goes back to the top */
         return free_keep_address(malloc(300000));
     }
+    if (strcmp(what, "double-free-remote") == 0) /* first free: foreign */
+        return free_keep_address(remote_block());
+    if (strcmp(what, "interior-remote") == 0)
+        return (char *)(keep[0] = remote_block()) + 16;
     if (strcmp(what, "interior-class") == 0)
         return (char *)(keep[0] = malloc(40)) + 16;
     if (strcmp(what, "interior-large") == 0)
