@@ -121,11 +121,11 @@ static void fuzz_parse(const uint8_t *data, size_t size) {
 /* ---- dh_options_read ----------------------------------------------------- */
 
 enum { OPT_BASE, OPT_RESERVE, OPT_ON_ERROR, OPT_STATS, OPT_TRACE, OPT_STACKS,
-       OPT_STATS_FILE, OPT_REMOTE, NOPT };
+       OPT_STATS_FILE, OPT_REMOTE, OPT_THP, NOPT };
 static const char *const opt_names[NOPT] = {
     "DETHEAP_BASE", "DETHEAP_RESERVE", "DETHEAP_ON_ERROR", "DETHEAP_STATS",
     "DETHEAP_TRACE", "DETHEAP_STACKS", "DETHEAP_STATS_FILE",
-    "DETHEAP_REMOTE_FREE"};
+    "DETHEAP_REMOTE_FREE", "DETHEAP_THP"};
 
 static bool ref_bool(const char *v, bool *out) {
     static const char *const yes[] = {"1", "yes", "on", "true"};
@@ -171,6 +171,13 @@ static bool ref_option(int opt, const char *v, dh_options_t *o) {
         if (*v == 0) return false;
         o->stats_file = v;
         return true;
+    case OPT_THP:
+        if (strcmp(v, "off") == 0) o->thp = DH_THP_OFF;
+        else if (strcmp(v, "auto") == 0) o->thp = DH_THP_AUTO;
+        else if (strcmp(v, "always") == 0) o->thp = DH_THP_ALWAYS;
+        else if (strcmp(v, "never") == 0) o->thp = DH_THP_NEVER;
+        else return false;
+        return true;
     default:
         if (strcmp(v, "keep") == 0) o->remote_owner = false;
         else if (strcmp(v, "owner") == 0) o->remote_owner = true;
@@ -200,6 +207,7 @@ static void fuzz_env(const uint8_t *data, size_t size) {
     want.base = DH_DEFAULT_BASE;
     want.reserve = DH_DEFAULT_RESERVE;
     want.on_error = DH_ON_ERROR_ABORT;
+    want.thp = DH_THP_OFF;
     bool is_bad[NOPT] = {false};
     for (int i = 0; i < NOPT; i++) {
         if (set[i]) {
@@ -220,6 +228,7 @@ static void fuzz_env(const uint8_t *data, size_t size) {
     FUZZ_CHECK(got.stats_json == want.stats_json);
     FUZZ_CHECK(got.stacks == want.stacks);
     FUZZ_CHECK(got.remote_owner == want.remote_owner);
+    FUZZ_CHECK(got.thp == want.thp);
     /* the strings are the environment's own: compare contents */
     FUZZ_CHECK((got.trace == NULL) == (want.trace == NULL));
     if (got.trace) FUZZ_CHECK(strcmp(got.trace, want.trace) == 0);

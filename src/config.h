@@ -51,6 +51,19 @@
 #define DH_COMMIT_STEP ((uintptr_t)1 << 20)
 #endif
 
+/* Huge pages (DETHEAP_THP=auto, dh_region_set_thp): data past the first
+ * DH_HUGE_AFTER bytes of a heap is advised to be backed by huge pages of
+ * DH_HUGE_PAGE bytes, and committed in whole, aligned huge pages there, so
+ * that a small program keeps a small resident set and a big one takes one
+ * page fault per 2 MiB instead of 512.  Physical backing changes no
+ * address and no content. */
+#ifndef DH_HUGE_PAGE
+#define DH_HUGE_PAGE ((uintptr_t)1 << 21)
+#endif
+#ifndef DH_HUGE_AFTER
+#define DH_HUGE_AFTER ((uintptr_t)64 << 20)
+#endif
+
 /* Bytes at the start of every heap's range that hold the heap header. */
 #ifndef DH_HEADER_SIZE
 #define DH_HEADER_SIZE DH_SPAN
@@ -79,5 +92,9 @@ static_assert(DH_COMMIT_STEP % DH_SPAN == 0, "commit whole spans");
 static_assert(DH_HEADER_SIZE % DH_SPAN == 0, "data starts span-aligned");
 static_assert((DH_PAGE >> DH_GRANULE_SHIFT) >= 16,
               "a large block has room for its head and tail tags");
+
+static_assert((DH_HUGE_PAGE & (DH_HUGE_PAGE - 1)) == 0 &&
+                  DH_HUGE_PAGE % DH_COMMIT_STEP == 0,
+              "a huge page is a power of two and a whole number of steps");
 
 #endif /* DH_CONFIG_H */

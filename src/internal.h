@@ -227,6 +227,11 @@ struct dh_heap {
     void *inbox;              /* DETHEAP_REMOTE_FREE=owner: blocks of this
                                  range freed by other threads, pushed
                                  atomically, taken whole by the owner */
+    /* Huge pages (region.c). */
+    uintptr_t huge_from;      /* data from here up is advised huge pages and
+                                 committed in whole aligned huge pages; a
+                                 multiple of DH_HUGE_PAGE, or UINTPTR_MAX */
+    bool huge_advised;        /* that advice has been given */
 };
 
 /* Bytes of trace buffered per heap (in the heap's header area). */
@@ -275,6 +280,17 @@ DH_HIDDEN dh_heap_t *dh_region_create(const dh_config_t *cfg);
  * its error policy and what it has committed (dh_heap_reset). */
 DH_HIDDEN void dh_region_relayout(dh_heap_t *h);
 DH_HIDDEN void dh_region_destroy(dh_heap_t *h);
+/* Huge-page policy of a heap, set before its first allocation: off (the
+ * default of every heap: no advice, the system's own policy), auto (huge
+ * pages past its first DH_HUGE_AFTER bytes of data), always (from the
+ * start of its data), never (advise base pages only). */
+typedef enum dh_thp {
+    DH_THP_OFF,
+    DH_THP_AUTO,
+    DH_THP_ALWAYS,
+    DH_THP_NEVER
+} dh_thp_t;
+DH_HIDDEN void dh_region_set_thp(dh_heap_t *h, dh_thp_t mode);
 
 /* process.c: take the blocks other threads returned (owner mode). */
 DH_HIDDEN void dh_inbox_drain(dh_heap_t *h);

@@ -130,6 +130,15 @@ static const char *opt_remote(dh_options_t *o, const char *v) {
     return NULL;
 }
 
+static const char *opt_thp(dh_options_t *o, const char *v) {
+    if (is(v, "off")) o->thp = DH_THP_OFF;
+    else if (is(v, "auto")) o->thp = DH_THP_AUTO;
+    else if (is(v, "always")) o->thp = DH_THP_ALWAYS;
+    else if (is(v, "never")) o->thp = DH_THP_NEVER;
+    else return "expected off, auto, always or never";
+    return NULL;
+}
+
 static const char *opt_stacks(dh_options_t *o, const char *v) {
     return parse_bool(v, &o->stacks) ? NULL : "expected 0 or 1";
 }
@@ -144,6 +153,7 @@ static const struct {
     {"DETHEAP_TRACE", opt_trace},       {"DETHEAP_STACKS", opt_stacks},
     {"DETHEAP_STATS_FILE", opt_stats_file},
     {"DETHEAP_REMOTE_FREE", opt_remote},
+    {"DETHEAP_THP", opt_thp},
 };
 
 void dh_options_read(dh_options_t *o) {
@@ -151,6 +161,7 @@ void dh_options_read(dh_options_t *o) {
     o->base = DH_DEFAULT_BASE;
     o->reserve = DH_DEFAULT_RESERVE;
     o->on_error = DH_ON_ERROR_ABORT;
+    o->thp = DH_THP_OFF;
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         const char *v = getenv(table[i].name);
         if (v == NULL) continue;

@@ -18,6 +18,7 @@ typedef struct dh_options {
     const char *trace;       /* DETHEAP_TRACE: file name template or NULL */
     bool stacks;             /* DETHEAP_STACKS: capture call stacks */
     bool remote_owner;       /* DETHEAP_REMOTE_FREE=owner: bounded memory */
+    dh_thp_t thp;            /* DETHEAP_THP: huge-page policy of each heap */
 } dh_options_t;
 
 #define DH_DEFAULT_BASE ((uintptr_t)0x200000000000ull) /* 32 TiB */

@@ -43,6 +43,14 @@ DH_HIDDEN void DH_OS_FN(release)(void *p, size_t size);
  * ENOMEM if the OS refuses. */
 DH_HIDDEN bool DH_OS_FN(commit)(void *p, size_t size);
 
+/* Advice on how to back [p, p+size) with physical memory: huge pages
+ * (huge) or base pages only (!huge).  The range may be committed or only
+ * reserved; the advice holds for the pages committed there later too.  It
+ * never changes what the memory holds or where anything is.  p is a
+ * multiple of the OS page.  Returns false if the OS refused (no such
+ * feature, say), which the caller may ignore: nothing else changes. */
+DH_HIDDEN bool DH_OS_FN(advise_huge)(void *p, size_t size, bool huge);
+
 /* The OS page size (a power of two, at most 64 KiB). */
 DH_HIDDEN size_t DH_OS_FN(page_size)(void);
 

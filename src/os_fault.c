@@ -1,7 +1,8 @@
 /*
  * os_fault.c - a fault-injecting OS backend for tests.  It forwards to the
  * real backend (compiled with DH_OS_FN(name) = dh_os_real_name) and makes
- * chosen calls to commit or reserve fail with ENOMEM, as if the OS refused.
+ * chosen calls to commit or reserve fail with ENOMEM, as if the OS refused,
+ * and logs (and can refuse) huge-page advice.
  *
  * Tests steer it through dh_fault_set(): "fail the k-th commit from now" or
  * "fail every commit".  Only the test build links this file.
@@ -15,6 +16,7 @@
 void *REAL(reserve)(size_t size, size_t align, uintptr_t fixed);
 void REAL(release)(void *p, size_t size);
 bool REAL(commit)(void *p, size_t size);
+bool REAL(advise_huge)(void *p, size_t size, bool huge);
 size_t REAL(page_size)(void);
 void REAL(write_stderr)(const char *s, size_t len);
 _Noreturn void REAL(abort)(void);
@@ -23,6 +25,9 @@ static long commit_countdown = -1;  /* fail when it reaches 0; -1 = never */
 static bool commit_always_fails;
 static long reserve_countdown = -1;
 static unsigned long commits_seen;
+static bool advice_refused;
+static dh_fault_advice_t advice_log[DH_FAULT_ADVICE_LOG];
+static unsigned long advice_seen;
 
 void dh_fault_set(long fail_commit_in, bool fail_all_commits,
                   long fail_reserve_in) {
@@ -55,6 +60,25 @@ bool dh_os_commit(void *p, size_t size) {
         return false;
     }
     return REAL(commit)(p, size);
+}
+
+void dh_fault_refuse_advice(bool refuse) { advice_refused = refuse; }
+
+unsigned long dh_fault_advice(dh_fault_advice_t *out, unsigned long cap) {
+    unsigned long n = advice_seen < DH_FAULT_ADVICE_LOG ? advice_seen
+                                                        : DH_FAULT_ADVICE_LOG;
+    for (unsigned long i = 0; i < n && i < cap; i++) out[i] = advice_log[i];
+    return advice_seen;
+}
+
+void dh_fault_advice_clear(void) { advice_seen = 0; }
+
+bool dh_os_advise_huge(void *p, size_t size, bool huge) {
+    if (advice_seen < DH_FAULT_ADVICE_LOG)
+        advice_log[advice_seen] = (dh_fault_advice_t){(uintptr_t)p, size, huge};
+    advice_seen++;
+    if (advice_refused) return false; /* as without the feature */
+    return REAL(advise_huge)(p, size, huge);
 }
 
 size_t dh_os_page_size(void) { return REAL(page_size)(); }

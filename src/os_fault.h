@@ -18,4 +18,21 @@ void dh_fault_set(long fail_commit_in, bool fail_all_commits,
 /* How many commits have been attempted since the process started. */
 unsigned long dh_fault_commits_seen(void);
 
+/* One call of dh_os_advise_huge. */
+typedef struct dh_fault_advice {
+    uintptr_t p;
+    size_t size;
+    bool huge;
+} dh_fault_advice_t;
+#define DH_FAULT_ADVICE_LOG 64u
+
+/* Copy up to cap of the first DH_FAULT_ADVICE_LOG advice calls since the
+ * last clear into out; returns how many calls there were. */
+unsigned long dh_fault_advice(dh_fault_advice_t *out, unsigned long cap);
+void dh_fault_advice_clear(void);
+
+/* While refuse is set, huge-page advice fails as on a system without huge
+ * pages. */
+void dh_fault_refuse_advice(bool refuse);
+
 #endif /* DH_OS_FAULT_H */

@@ -2,7 +2,8 @@
  * os_posix.c - the OS backend for Linux (and other POSIX systems with
  * mmap/mprotect).  Reservation is an inaccessible private anonymous mapping
  * with MAP_NORESERVE; commit is mprotect to read/write, which the kernel
- * backs with zero pages on first touch.
+ * backs with zero pages on first touch.  Huge-page advice is madvise
+ * (MADV_HUGEPAGE, MADV_NOHUGEPAGE) where the system has it.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -80,6 +81,20 @@ bool DH_OS_FN(commit)(void *p, size_t size) {
     }
     errno = saved;
     return true;
+}
+
+bool DH_OS_FN(advise_huge)(void *p, size_t size, bool huge) {
+#if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
+    int saved = errno;
+    bool ok = madvise(p, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0;
+    errno = saved;
+    return ok;
+#else
+    (void)p;
+    (void)size;
+    (void)huge;
+    return false;
+#endif
 }
 
 size_t DH_OS_FN(page_size)(void) {

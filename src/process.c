@@ -14,7 +14,11 @@
  *
  * Cross-thread free: a block freed by another thread than the one whose
  * heap carved it goes to the freeing thread's own free lists (fastpath.h),
- * so no heap's next address depends on when other threads run.  Each heap
+ * so no heap's next address depends on when other threads run.  Such
+ * blocks (and the allocations that take them back from the foreign list)
+ * miss the override's inline paths, so dh_proc_free and dh_proc_malloc
+ * try a lean path first, for a thread with its own unobserved heap, and
+ * keep the general one out of line.  Each heap
  * is still touched by one thread at a time, without locks: the state map
  * byte of a block is written only by the thread that holds the block.
  */
@@ -122,6 +126,7 @@ static dh_heap_t *slot_create(uint32_t slot) {
             say(msg, 5);
         }
     }
+    dh_region_set_thp(h, options.thp);
     h->owner_slot = slot;
     h->process = true;
     if (options.trace) dh_trace_thread(h);
@@ -293,12 +298,54 @@ static dh_heap_t *begin(bool sys, bool *locked) {
 #define DONE_HEAP() \
     if (locked) dh_proc_unlock()
 
-void *dh_proc_malloc(size_t n) {
+/* The thread's lean heap (dh_self.fast): it has a heap, nothing is
+ * observed and it is not inside a libc thread call nor past its exit. */
+DH_INLINE dh_heap_t *lean_heap(void) {
+    dh_heap_t *h = dh_self.fast;
+    return h != (dh_heap_t *)&dh_empty_heap ? h : NULL;
+}
+
+/* The override's malloc comes here when the class's main list is empty;
+ * in a program whose threads free each other's blocks that is often
+ * because the blocks at hand are on the foreign list.  Take one there, as
+ * bin.c would (the inbox first, so only when it is empty), without the
+ * general path's checks. */
+DH_INLINE void *lean_class_alloc(dh_heap_t *h, size_t n) {
+    int c = dh_class_of(n);
+    if (c < 0) return NULL;
+    dh_bin_t *b = &h->bins[c];
+    void **p = b->head;
+    if (p != NULL) {
+        b->head = DH_LINK_READ(p);
+    } else {
+        p = b->foreign;
+        if (p == NULL || __atomic_load_n(&h->inbox, __ATOMIC_RELAXED) != NULL)
+            return NULL;
+        b->foreign = DH_LINK_READ(p);
+    }
+    *p = NULL; /* no free-list link is left for the caller */
+    dh_st_store(dh_state_at(h, (uintptr_t)p), (uint8_t)(DH_ST_LIVE + c));
+    DH_BLOCK_ALLOC(p, dh_class_sizes[c]);
+    b->allocs++;
+    return p;
+}
+
+/* Kept out of line, so that the lean path needs no stack frame. */
+static __attribute__((noinline)) void *proc_malloc_slow(size_t n) {
     WITH_HEAP(h, NULL, NULL);
     void *p = dh_heap_malloc(h, n);
     if (observed) dh_observe_op(h, DH_OP_MALLOC, n, 0, 0, (uintptr_t)p);
     DONE_HEAP();
     return p;
+}
+
+void *dh_proc_malloc(size_t n) {
+    dh_heap_t *lean = lean_heap();
+    if (DH_LIKELY(lean != NULL)) {
+        void *p = lean_class_alloc(lean, n);
+        if (DH_LIKELY(p != NULL)) return p;
+    }
+    return proc_malloc_slow(n);
 }
 
 void *dh_proc_calloc(size_t count, size_t size) {
@@ -376,9 +423,32 @@ void dh_inbox_drain(dh_heap_t *h) {
     }
 }
 
-void dh_proc_free(void *ptr, const char *call) {
-    if (ptr == NULL) return;
-    uintptr_t p = (uintptr_t)ptr;
+/* A free that the override's fast path did not take is most often a live
+ * class block of another thread's heap (or one that came back to this
+ * thread from its foreign list).  With a lean heap, that is validated as
+ * the general path would (a process heap other than the system heap, a
+ * granule of its carved data, a live class byte) and released at once:
+ * onto this thread's lists, or its owner's inbox in owner mode.  Returns
+ * false for everything else. */
+DH_INLINE bool lean_class_free(dh_heap_t *h, uintptr_t p) {
+    dh_heap_t *owner = dh_region_lookup(p);
+    if (owner == NULL || !owner->process ||
+        owner == __atomic_load_n(&sys_heap, __ATOMIC_RELAXED) ||
+        (p & (DH_GRANULE - 1)) || !dh_in_data(owner, p))
+        return false;
+    uint8_t *st = dh_state_at(owner, p);
+    uint8_t s = dh_st_load(st);
+    if (!dh_st_is_live_class(s)) return false;
+    if (options.remote_owner && owner != h)
+        remote_return(h, owner, p, s);
+    else
+        dh_fast_free(h, p, st, s - DH_ST_LIVE);
+    return true;
+}
+
+/* Kept out of line, so that the lean path needs no stack frame. */
+static __attribute__((noinline)) void proc_free_slow(uintptr_t p,
+                                                     const char *call) {
     dh_heap_t *owner;
     uint8_t s = proc_live(p, &owner);
     WITH_HEAP(h, owner, );
@@ -393,6 +463,14 @@ void dh_proc_free(void *ptr, const char *call) {
             dh_heap_release(h, p, s);
     }
     DONE_HEAP();
+}
+
+void dh_proc_free(void *ptr, const char *call) {
+    if (ptr == NULL) return;
+    uintptr_t p = (uintptr_t)ptr;
+    dh_heap_t *lean = lean_heap();
+    if (DH_LIKELY(lean != NULL) && DH_LIKELY(lean_class_free(lean, p))) return;
+    proc_free_slow(p, call);
 }
 
 void *dh_proc_realloc(void *ptr, size_t n, const char *call) {

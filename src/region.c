@@ -12,6 +12,22 @@
  *
  * Commit: the data is committed in steps of DH_COMMIT_STEP as `top` rises,
  * state map first, so that a failed commit leaves the heap as it was.
+ *
+ * Huge pages (off unless asked for: dh_region_set_thp): once the data
+ * passes huge_from (DH_HUGE_AFTER bytes above data_start in mode auto,
+ * rounded up to a huge page), the rest of the range and its state map are
+ * advised to be backed by huge pages, once, and from there on both are
+ * committed up to huge-page boundaries, so that
+ * a fresh huge page lies wholly inside committed memory when it is first
+ * touched (the kernel backs only such pages with a huge page):
+ *
+ *   data_start          huge_from            commit_end           limit
+ *   | base pages, 1 MiB   | whole 2 MiB pages  |  reserved, advised   |
+ *   | steps               | (advised huge)     |  huge                |
+ *
+ * Small heaps never get there, so their resident set is unchanged.  The
+ * advice is a request: if the OS refuses it nothing else changes, and no
+ * address or content depends on how memory is backed.
  */
 #include "internal.h"
 
@@ -84,6 +100,7 @@ static void layout(dh_heap_t *h, uintptr_t base, uintptr_t size,
     h->on_error = cfg->on_error;
     h->error_callback = cfg->error_callback;
     h->error_user = cfg->error_user;
+    dh_region_set_thp(h, DH_THP_OFF);
 }
 
 void dh_region_relayout(dh_heap_t *h) {
@@ -140,12 +157,50 @@ void dh_region_destroy(dh_heap_t *h) {
     dh_os_release((void *)base, mapped);
 }
 
+void dh_region_set_thp(dh_heap_t *h, dh_thp_t mode) {
+    DH_ASSERT("I8", h->commit_end == h->data_start);
+    h->huge_advised = false;
+    h->huge_from = UINTPTR_MAX;
+    if (mode == DH_THP_OFF) return;
+    if (mode == DH_THP_NEVER) {
+        /* base pages only, even where the system's default is huge pages:
+         * the state map and the data, committed or not */
+        uintptr_t st = h->base + DH_HEADER_SIZE;
+        dh_os_advise_huge((void *)st, h->limit - st, false);
+        return;
+    }
+    uintptr_t after = mode == DH_THP_ALWAYS ? 0 : DH_HUGE_AFTER;
+    if (after < h->limit - h->data_start) {
+        uintptr_t from = round_up(h->data_start + after, DH_HUGE_PAGE);
+        if (from < h->limit) h->huge_from = from;
+    }
+}
+
+/* The first commit past huge_from: advise huge pages for the data from
+ * there to the limit and for the state map that describes it.  Once is
+ * enough, since the advice covers memory committed there later; whether
+ * the OS takes it changes nothing else. */
+static void advise_huge(dh_heap_t *h) {
+    h->huge_advised = true;
+    uintptr_t st = (uintptr_t)dh_state_at(h, h->huge_from) & ~(h->os_page - 1);
+    dh_os_advise_huge((void *)st, h->data_start - st, true);
+    dh_os_advise_huge((void *)h->huge_from, h->limit - h->huge_from, true);
+}
+
 /* Commit state map and data so that [data_start, new_top) is usable. */
 static bool commit_to(dh_heap_t *h, uintptr_t new_top) {
     uintptr_t target = h->data_start +
                        round_up(new_top - h->data_start, DH_COMMIT_STEP);
+    bool huge = target > h->huge_from;
+    if (huge) target = round_up(target, DH_HUGE_PAGE); /* whole huge pages */
     if (target > h->limit) target = h->limit;
+    if (huge && !h->huge_advised) advise_huge(h);
     uintptr_t st_end = round_up((uintptr_t)dh_state_at(h, target), h->os_page);
+    if (huge) { /* whole huge pages of the map too, up to its end */
+        uintptr_t st_huge = round_up(st_end, DH_HUGE_PAGE);
+        if (st_huge > h->data_start) st_huge = h->data_start;
+        if (st_huge > st_end) st_end = st_huge;
+    }
     if (st_end > h->state_commit_end) {
         if (!dh_os_commit((void *)h->state_commit_end,
                           st_end - h->state_commit_end))

@@ -19,6 +19,11 @@
  *                              every block's contents; prints "mix HASH BAD"
  *                              with HASH over every address returned and BAD
  *                              the blocks whose contents were wrong
+ *   ov_helper thp MIB          keep MIB MiB of 1008-byte blocks live, then
+ *                              print how the kernel was advised to back the
+ *                              main thread's heap (/proc/self/smaps):
+ *                              "thp hg N nh N from OFF aligned A huge_kb K
+ *                              hash H" (see thp below)
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -40,7 +45,7 @@
 
 static int usage(void) {
     fprintf(stderr,
-            "usage: ov_helper first | misuse NAME | fork N | mix N\n");
+            "usage: ov_helper first | misuse NAME | fork N | mix N | thp MIB\n");
     return 2;
 }
 
@@ -79,6 +84,21 @@ static void *free_keep_address(void *p) {
     return (void *)a;
 }
 
+static void *malloc_40(void *arg) {
+    (void)arg;
+    return malloc(40);
+}
+
+/* A block of another thread's heap: made by a thread that then ends (its
+ * heap waits, joined, for the next thread this one creates). */
+static void *remote_block(void) {
+    pthread_t t;
+    void *p = NULL;
+    if (pthread_create(&t, NULL, malloc_40, NULL) != 0) return NULL;
+    if (pthread_join(t, &p) != 0) return NULL;
+    return p;
+}
+
 /* The pointer a misuse case hands to free/realloc; `keep` holds blocks that
  * must stay live for the case (a neighbour, the block itself). */
 static void *misuse_pointer(const char *what, void **keep) {
@@ -94,6 +114,10 @@ static void *misuse_pointer(const char *what, void **keep) {
         /* the last carved block: freed, it goes back to the top */
         return free_keep_address(malloc(300000));
     }
+    if (strcmp(what, "double-free-remote") == 0) /* first free: foreign */
+        return free_keep_address(remote_block());
+    if (strcmp(what, "interior-remote") == 0)
+        return (char *)(keep[0] = remote_block()) + 16;
     if (strcmp(what, "interior-class") == 0)
         return (char *)(keep[0] = malloc(40)) + 16;
     if (strcmp(what, "interior-large") == 0)
@@ -375,10 +399,78 @@ static int mix(long calls) {
     return 0;
 }
 
+/* ---- huge pages --------------------------------------------------------- */
+
+/* Keep mib MiB of 1008-byte blocks live, then read the mappings of the
+ * heap's range [base, base + RESERVE) from /proc/self/smaps and print: hg,
+ * nh: how many carry the kernel's "hg" (huge pages advised) and "nh" (huge
+ * pages refused) flags; from: the lowest start of an hg mapping of the
+ * data (not the state map), as an offset from the base (0 if none);
+ * aligned: 1 if every read-write hg mapping of the data starts and ends on
+ * a 2 MiB boundary (so its huge pages lie wholly in committed memory);
+ * huge_kb: AnonHugePages over the range,
+ * which depends on the kernel and is only reported; hash: of every block's
+ * offset from the base, to compare between settings. */
+static int thp(long mib) {
+    static void *blocks[1 << 20];
+    size_t n = (size_t)mib * 1040; /* 1040 = 1008 + 1/16 of the state map */
+    if (n > sizeof blocks / sizeof blocks[0]) return 2;
+    uintptr_t (*heap_base)(const dh_heap_t *) =
+        (uintptr_t(*)(const dh_heap_t *))lookup("dh_heap_base");
+    dh_heap_t *(*heap_of)(const void *) =
+        (dh_heap_t * (*)(const void *)) lookup("dh_heap_of");
+    uint64_t hash = 0xcbf29ce484222325ull;
+    uintptr_t base = 0;
+    for (size_t i = 0; i < n; i++) {
+        blocks[i] = malloc(1008);
+        if (blocks[i] == NULL) return 1;
+        memset(blocks[i], 1, 16);
+        if (i == 0) base = heap_base(heap_of(blocks[0]));
+        hash = (hash ^ ((uintptr_t)blocks[i] - base)) * 0x100000001b3ull;
+    }
+    /* the data follow the 64 KiB header and the state map (docs/DESIGN.md) */
+    uintptr_t data = base + ((uintptr_t)64 << 10) + RESERVE / 16;
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (f == NULL) return 1;
+    char line[512];
+    uintptr_t lo = 0, hi = 0, from = 0;
+    bool in = false, rw = false, aligned = true;
+    int hg = 0, nh = 0;
+    unsigned long huge_kb = 0, kb;
+    while (fgets(line, sizeof line, f) != NULL) {
+        unsigned long a, b;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) == 3) {
+            lo = a;
+            hi = b;
+            in = lo >= base && hi <= base + RESERVE;
+            rw = perms[0] == 'r' && perms[1] == 'w';
+        } else if (in && sscanf(line, "AnonHugePages: %lu kB", &kb) == 1) {
+            huge_kb += kb;
+        } else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+            if (strstr(line, " hg") != NULL) {
+                hg++;
+                if (lo >= data && (from == 0 || lo - base < from))
+                    from = lo - base;
+                if (lo >= data && rw && ((lo | hi) & ((2u << 20) - 1)) != 0)
+                    aligned = false;
+            }
+            if (strstr(line, " nh") != NULL) nh++;
+        }
+    }
+    fclose(f);
+    printf("thp hg %d nh %d from 0x%" PRIxPTR " aligned %d huge_kb %lu "
+           "hash %016" PRIx64 "\n",
+           hg, nh, from, aligned, huge_kb, hash);
+    for (size_t i = 0; i < n; i++) free(blocks[i]);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "first") == 0) return first();
     if (argc >= 3 && strcmp(argv[1], "misuse") == 0) return misuse(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "fork") == 0) return forks(atoi(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "mix") == 0) return mix(atol(argv[2]));
+    if (argc >= 3 && strcmp(argv[1], "thp") == 0) return thp(atol(argv[2]));
     return usage();
 }

@@ -30,6 +30,9 @@ typedef struct misuse_case {
 
 static const misuse_case_t cases[] = {
     {"double-free-class", "double free (48-byte class)"},
+    /* a block of another thread's heap, freed here twice */
+    {"double-free-remote", "double free (48-byte class)"},
+    {"interior-remote", "not the start of a block (inside a 48-byte block)"},
     {"double-free-large", "double free (large block)"},
     /* freed to the top, the block is gone: nothing starts there any more */
     {"double-free-large-top", "not the start of a block"},

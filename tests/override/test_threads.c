@@ -9,6 +9,11 @@
  * Each block carries a signature (its owner's tag and its size) written by
  * the allocating thread and checked by whoever frees it, so a block handed
  * to two owners at once, or overwritten by the allocator, is caught.
+ *
+ * Also, step by step, what a cross-thread free does with the default
+ * DETHEAP_REMOTE_FREE=keep: the block joins the freeing thread's foreign
+ * list, which that thread's allocations of the class take, newest first,
+ * before carving anything, and the block keeps its contents but its link.
  */
 #include "detheap.h"
 
@@ -115,8 +120,74 @@ static void test_two_threads(void **state) {
     assert_true(after.alloc_count >= before.alloc_count + ROUNDS);
 }
 
+/* Runs first, so both heaps are fresh: the main thread's holds no other
+ * heap's blocks, and the taker gets a heap of its own. */
+enum { HANDED = 64, SIZE = 6000 };
+static void *handed[HANDED];
+
+/* cmocka's asserts belong to the main thread: the taker records the line of
+ * its first failed check instead. */
+static int taker_failed_at;
+#define CHECK(c)                                               \
+    do {                                                       \
+        if (!(c) && taker_failed_at == 0) taker_failed_at = __LINE__; \
+    } while (0)
+
+/* Frees the main thread's blocks, takes them back by allocating, and
+ * checks each step. */
+static void *taker(void *arg) {
+    (void)arg;
+    dh_heap_t *other = dh_heap_of(handed[0]);
+    void *own = dh_malloc(8); /* this thread's heap */
+    dh_heap_t *mine = dh_heap_of(own);
+    CHECK(mine != other);
+    dh_stats_t s0, s1;
+    CHECK(dh_heap_stats(mine, &s0, sizeof s0));
+    for (int i = 0; i < HANDED; i++) dh_free(handed[i]);
+    CHECK(dh_heap_stats(mine, &s1, sizeof s1));
+    CHECK((s1.free_count - s0.free_count) == (HANDED)); /* counted here */
+    for (int i = HANDED - 1; i >= 0; i--) { /* LIFO, before any carving */
+        unsigned char *p = dh_malloc(SIZE);
+        CHECK((void *)(p) == (void *)(handed[i]));
+        uint64_t link;
+        memcpy(&link, p, sizeof link);
+        CHECK((link) == (0)); /* the free-list link is not left */
+        for (int k = 8; k < SIZE; k += 7)
+            CHECK((p[k]) == ((unsigned char)i));
+    }
+    void *fresh = dh_malloc(SIZE); /* the foreign list is empty now */
+    CHECK((void *)(dh_heap_of(fresh)) == (void *)(mine));
+    CHECK((dh_heap_check(mine)) == (DH_CHECK_OK));
+    for (int i = 0; i < HANDED; i++) dh_free(handed[i]); /* foreign again */
+    dh_free(fresh); /* an own block: the main list, taken first */
+    CHECK((void *)(dh_malloc(SIZE)) == fresh);
+    for (int i = HANDED - 1; i >= 0; i--)
+        CHECK((void *)(dh_malloc(SIZE)) == (void *)(handed[i]));
+    dh_free(fresh);
+    dh_free(own);
+    return NULL;
+}
+
+static void test_cross_thread_free_keeps_lifo(void **state) {
+    (void)state;
+    for (int i = 0; i < HANDED; i++) {
+        handed[i] = dh_malloc(SIZE);
+        assert_non_null(handed[i]);
+        memset(handed[i], i, SIZE);
+    }
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, taker, NULL), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(taker_failed_at, 0);
+    /* the taker holds them again; give them back to where they came from */
+    for (int i = 0; i < HANDED; i++) dh_free(handed[i]);
+    assert_int_equal(dh_heap_check(dh_heap_of(handed[0])), DH_CHECK_OK);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        /* first: on heaps that no earlier thread has used */
+        cmocka_unit_test(test_cross_thread_free_keeps_lifo),
         cmocka_unit_test(test_two_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
