@@ -39,11 +39,13 @@ if [ "$QUICK" = 1 ]; then
     CG_ITERS=20000 HF_WARMUP=0 HF_RUNS=1 INPUT_SCALE=0.25 HANDLE_SECONDS=0.05
 else
     MODE=full ROUNDS=5 MICRO_REPS=5 ITER_DIV=1 THREAD_OPS=2000000
-    CG_ITERS=200000 HF_WARMUP=1 HF_RUNS=3 INPUT_SCALE=1 HANDLE_SECONDS=0.3
+    CG_ITERS=200000 HF_WARMUP=1 HF_RUNS=2 INPUT_SCALE=1 HANDLE_SECONDS=0.3
 fi
-# Real programs run fewer rounds than the microbenchmarks: each round
-# already times every program HF_RUNS times per allocator.
-PROG_ROUNDS=$(( ROUNDS > 3 ? 3 : ROUNDS ))
+# Real programs: within a round hyperfine times one allocator's runs back
+# to back, so a slow spell of the machine (one run of the same program
+# varies by +-20% here) lands on one allocator; many short rounds spread it
+# over all of them, and the median over rounds discards it.
+PROG_ROUNDS=$(( QUICK == 1 ? 1 : 7 ))
 # Iterations per timed repetition; chosen so that one repetition takes tens
 # of milliseconds with the slowest allocator.
 declare -A MICRO_ITERS=([pair]=2000000 [pair_live]=2000000 [lifo]=2000000
