@@ -33,6 +33,17 @@ static inline uint64_t test_rng_range(test_rng_t *r, uint64_t lo, uint64_t hi) {
     return lo + test_rng_next(r) % (hi - lo + 1);
 }
 
+/* A request size: small_pct percent up to 1024 bytes (the lean classes),
+ * then class_pct percent more up to 64 KiB (the other classes), the rest
+ * large blocks up to 300,000 bytes.  Same rng, same sizes. */
+static inline size_t test_random_size(test_rng_t *r, unsigned small_pct,
+                                      unsigned class_pct) {
+    uint64_t k = test_rng_next(r) % 100;
+    if (k < small_pct) return (size_t)test_rng_range(r, 0, 1024);
+    if (k < small_pct + class_pct) return (size_t)test_rng_range(r, 1025, 65536);
+    return (size_t)test_rng_range(r, 65537, 300000);
+}
+
 /* The heap's statistics; the test fails if they cannot be read. */
 static inline dh_stats_t test_stats(const dh_heap_t *h) {
     dh_stats_t s;

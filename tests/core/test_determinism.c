@@ -51,10 +51,7 @@ typedef struct {
 } side_t;
 
 static size_t random_size(test_rng_t *r) {
-    uint64_t k = test_rng_next(r) % 100;
-    if (k < 60) return test_rng_range(r, 0, 1024);
-    if (k < 85) return test_rng_range(r, 1025, 65536);
-    return test_rng_range(r, 65537, 300000);
+    return test_random_size(r, 60, 25);
 }
 
 /* The next operation.  It depends only on the rng and on which slots are

@@ -44,10 +44,7 @@ typedef struct {
 } op_t;
 
 static size_t random_size(test_rng_t *r) {
-    uint64_t k = test_rng_next(r) % 100;
-    if (k < 70) return test_rng_range(r, 0, 1024);
-    if (k < 92) return test_rng_range(r, 1025, 65536);
-    return test_rng_range(r, 65537, 300000);
+    return test_random_size(r, 70, 22);
 }
 
 static op_t next_op(test_rng_t *r, const side_t *s) {
