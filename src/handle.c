@@ -31,12 +31,6 @@ DH_INLINE uint8_t handle_live(const dh_heap_t *h, dh_handle_t handle,
     return s;
 }
 
-/* The usable size of the live block at p whose state byte is s. */
-DH_INLINE size_t handle_size(const dh_heap_t *h, uintptr_t p, uint8_t s) {
-    if (DH_LIKELY(dh_st_is_live_class(s))) return dh_class_sizes[s - DH_ST_LIVE];
-    return dh_block_size(h, p, s);
-}
-
 static dh_handle_t handle_at(const dh_heap_t *h, uintptr_t p) {
     dh_handle_t handle = {(p - h->base) >> DH_GRANULE_SHIFT};
     return handle;
@@ -71,7 +65,7 @@ void *dh_get(const dh_heap_t *h, dh_handle_t handle, size_t *len) {
         if (len) *len = 0;
         return NULL;
     }
-    if (len) *len = handle_size(h, p, s);
+    if (len) *len = dh_block_size(h, p, s);
     return (void *)p;
 }
 
@@ -80,7 +74,7 @@ bool dh_write(dh_heap_t *h, dh_handle_t handle, const void *data, size_t len) {
     uint8_t *st;
     uint8_t s = handle_live(h, handle, &p, &st);
     if (s == 0) return false;
-    size_t size = handle_size(h, p, s);
+    size_t size = dh_block_size(h, p, s);
     if (len > 0) memcpy((void *)p, data, len < size ? len : size);
     return true;
 }

@@ -26,18 +26,6 @@ void dh_heap_release(dh_heap_t *h, uintptr_t p, uint8_t s) {
     dh_large_free(h, p);
 }
 
-/* The state byte of p if p is a live block start of h, else 0. */
-uint8_t dh_live_state(const dh_heap_t *h, uintptr_t p) {
-    if ((p & (DH_GRANULE - 1)) || !dh_in_data(h, p)) return 0;
-    uint8_t s = dh_st_load(dh_state_at(h, p));
-    return (dh_st_is_live_class(s) || s == DH_ST_LIVE_LARGE) ? s : 0;
-}
-
-size_t dh_block_size(const dh_heap_t *h, uintptr_t p, uint8_t s) {
-    if (dh_st_is_live_class(s)) return dh_class_sizes[s - DH_ST_LIVE];
-    return (size_t)dh_large_pages(h, p) << DH_PAGE_SHIFT;
-}
-
 /* ---- lifetime --------------------------------------------------------------- */
 
 void dh_config_init(dh_config_t *cfg) {

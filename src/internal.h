@@ -310,10 +310,22 @@ DH_HIDDEN void dh_large_set(dh_heap_t *h, uintptr_t p, uint64_t pages,
 DH_HIDDEN uint64_t dh_tag_read(const uint8_t *tag);
 DH_HIDDEN uint64_t dh_tail_read(const uint64_t *word);
 
+/* The state byte of p if p is a live block start of h, else 0: O(1),
+ * inline because every free and every handle check starts here. */
+DH_INLINE uint8_t dh_live_state(const dh_heap_t *h, uintptr_t p) {
+    if ((p & (DH_GRANULE - 1)) || !dh_in_data(h, p)) return 0;
+    uint8_t s = dh_st_load(dh_state_at(h, p));
+    return (dh_st_is_live_class(s) || s == DH_ST_LIVE_LARGE) ? s : 0;
+}
+
+/* The usable size of the live block at p whose state byte is s. */
+DH_INLINE size_t dh_block_size(const dh_heap_t *h, uintptr_t p, uint8_t s) {
+    if (DH_LIKELY(dh_st_is_live_class(s))) return dh_class_sizes[s - DH_ST_LIVE];
+    return (size_t)dh_large_pages(h, p) << DH_PAGE_SHIFT;
+}
+
 /* heap.c: the shared allocation paths. */
 DH_HIDDEN void dh_heap_release(dh_heap_t *h, uintptr_t p, uint8_t s);
-DH_HIDDEN uint8_t dh_live_state(const dh_heap_t *h, uintptr_t p);
-DH_HIDDEN size_t dh_block_size(const dh_heap_t *h, uintptr_t p, uint8_t s);
 DH_HIDDEN uint64_t dh_heap_live_bytes(const dh_heap_t *h);
 DH_HIDDEN void dh_heap_free_in(dh_heap_t *h, uintptr_t p, const char *call);
 DH_HIDDEN void *dh_realloc_block(dh_heap_t *h, uintptr_t p, uint8_t s,
