@@ -20,6 +20,34 @@ from collections import defaultdict
 
 SUBJECT = "detheap"
 BASELINE = "mimalloc"
+THREAD_DESC = {
+    "larson": "each thread keeps 1000 live blocks of 16..1024 bytes and replaces "
+              "one at random per operation; one block in 16 is handed to the other "
+              "thread, which frees it.",
+    "prodcons": "one thread allocates 16..1024-byte blocks and passes them through "
+                "a lock-free queue, the other frees them.",
+    "larson-chain": "Larson's server benchmark as mimalloc-bench runs it "
+                    "(`larson-sized 5 8 1000 5000 100 4141 2`, with a fixed number "
+                    "of generations instead of 5 seconds): 2 chains of threads, each "
+                    "with 5000 live blocks of 8..1000 bytes; a thread replaces a "
+                    "random block 500,000 times, then creates its successor "
+                    "(detached), hands it the blocks and exits, so every thread "
+                    "frees blocks that ended threads allocated.",
+    "xmalloc": "like xmalloc-test: one thread allocates 64-byte blocks in batches "
+               "of 512 (the batch record is malloc'd too) and hands the batches to "
+               "the other, which frees them; at most 8 batches queued.",
+    "mstress": "like mimalloc-bench's mstress: 20 phases of 2 new threads (joined "
+               "at the end, work split 60/40), each replacing, freeing and "
+               "swapping blocks of 16..256 bytes (1 in 32 up to 4 KiB, 1 in 1024 "
+               "of 64 KiB..1 MiB) in 2000 slots and 1000 transfer slots shared by "
+               "all threads; a quarter of a thread's blocks survive into the next "
+               "phase, freed by the other thread. Throughput counts its mallocs.",
+}
+# Two-thread targets: default-mode detheap against glibc's peak RSS and
+# mimalloc's throughput, per benchmark (throughput only on SPEED_BENCHES).
+RSS_TARGET = 3
+SPEED_TARGET = 0.8
+SPEED_BENCHES = ["larson", "larson-chain", "prodcons", "xmalloc"]
 MICRO_DESC = {
     "pair": "malloc(64)+free in a loop",
     "pair_live": "the same with one 64-byte block held live",
@@ -278,13 +306,14 @@ plot '{dat}' using 2:xtic(1) title columnheader(2){more}, 1 with lines lc rgb 'b
                 cols.append(a)
         self.w("## Two threads")
         self.w()
-        self.w("`larson`: each thread keeps 1000 live blocks of 16..1024 bytes and "
-               "replaces one at random per operation; one block in 16 is handed to "
-               "the other thread, which frees it. `prodcons`: one thread allocates "
-               "16..1024-byte blocks and passes them through a lock-free queue, the "
-               "other frees them. Throughput is malloc+free pairs per second over "
-               "both threads (higher is better); peak RSS is the process's. "
-               "detheap runs with its default `DETHEAP_REMOTE_FREE=keep` (a block "
+        self.w("Throughput is malloc+free pairs per second of wall time over both "
+               "threads (higher is better); peak RSS is the process's "
+               "(`ru_maxrss`). The work is fixed, so every allocator does the same.")
+        self.w()
+        for b, desc in THREAD_DESC.items():
+            self.w("- `%s`: %s" % (b, desc))
+        self.w()
+        self.w("detheap runs with its default `DETHEAP_REMOTE_FREE=keep` (a block "
                "freed by another thread joins the freeing thread's free lists, so "
                "every thread's addresses stay deterministic, but a pure consumer "
                "never hands memory back to its producer), and as `detheap-owner` "
@@ -296,27 +325,81 @@ plot '{dat}' using 2:xtic(1) title columnheader(2){more}, 1 with lines lc rgb 'b
         if not benches:
             self.w("*Not measured.*")
             self.w()
+            self.thread_targets(ops, rss, [])
             return
-        rows = [["`%s`" % b] + ["%s M/s, %s MiB" % (
-            fmt(ops.med(b, a) / 1e6 if ops.med(b, a) else None),
-            fmt(rss.med(b, a) / 1024 if rss.med(b, a) else None, 1))
-            for a in cols] for b in benches]
+
+        def cell(b, a):
+            o, k = ops.med(b, a), rss.med(b, a)
+            if o is None:
+                return "failed (see Notes)"
+            return "%s M/s, %s MiB" % (fmt(o / 1e6), fmt(k / 1024, 1))
+
+        rows = [["`%s`" % b] + [cell(b, a) for a in cols] for b in benches]
+        self.w("Median throughput and peak RSS over rounds:")
+        self.w()
         self.table(["benchmark"] + cols, rows)
+        self.thread_targets(ops, rss, benches)
         for subj in [c for c in cols if c.startswith(SUBJECT)] or [SUBJECT]:
             self.ratio_table(ops, benches, "Throughput ratio (higher is better)",
                              subject=subj)
             self.ratio_table(rss, benches, "Peak RSS ratio", subject=subj)
-        if self.has_subject and BASELINE in self.allocs:
-            meds = {b: (ops.ratio_summary(b, SUBJECT, BASELINE) or (0, None, 0))[1]
-                    for b in benches}
-            ok = all(v is not None and v >= 1.0 for v in meds.values())
-            self.targets.append((
-                "two threads: throughput >= mimalloc's",
-                ", ".join("%s %sx" % (b, fmt(v)) for b, v in meds.items()),
-                "met" if ok else "not met"))
-        else:
-            self.targets.append(("two threads: throughput >= mimalloc's", "–",
-                                 "not measured"))
+
+    def thread_targets(self, ops, rss, benches):
+        """Two lines per benchmark, from this run's rounds: default-mode
+        detheap's peak RSS / glibc's and throughput / mimalloc's."""
+        rss_over, slow, figs = [], [], []
+        missing = False
+        lines = []
+        for b in benches:
+            for what, series, peer, target, ok in (
+                    ("peak RSS, detheap / glibc", rss, "glibc", "<= %gx" % RSS_TARGET,
+                     lambda x: x <= RSS_TARGET),
+                    ("throughput, detheap / mimalloc", ops, BASELINE,
+                     ">= %gx" % SPEED_TARGET if b in SPEED_BENCHES else "none",
+                     (lambda x: x >= SPEED_TARGET) if b in SPEED_BENCHES else None)):
+                # detheap was measured in this run but failed where the peer ran
+                failed = (self.has_subject and not series.v[b].get(SUBJECT)
+                          and bool(series.v[b].get(peer)))
+                s = series.ratio_summary(b, SUBJECT, peer)
+                if s is not None:
+                    verdict = "met" if ok is None or ok(s[1]) else "not met"
+                elif failed:
+                    verdict = "not met"
+                else:
+                    verdict = "not measured"
+                if ok is None:
+                    verdict = "no target"
+                elif verdict == "not measured":
+                    missing = True
+                elif verdict == "not met":
+                    (rss_over if series is rss else slow).append(b)
+                if series is ops and b in SPEED_BENCHES:
+                    figs.append("%s %s" % (b, fmt(s[1]) + "x" if s else
+                                           "failed" if failed else "–"))
+                figure = ratio_cell(s) if s else (
+                    "detheap failed (see Notes)" if failed else "–")
+                lines.append(["`%s`" % b, what, figure, target, "**%s**" % verdict])
+        if lines:
+            self.w("Targets, from this run (default-mode detheap; the ratio of the "
+                   "two allocators' figures in each round, median (min–max) over "
+                   "rounds):")
+            self.w()
+            self.table(["benchmark", "ratio", "figure", "target", "verdict"], lines)
+        if not self.has_subject or not benches:
+            for t in ("two threads: peak RSS <= %gx glibc's on each" % RSS_TARGET,
+                      "two threads: throughput >= %gx mimalloc's on %s"
+                      % (SPEED_TARGET, ", ".join(SPEED_BENCHES))):
+                self.targets.append((t, "–", "not measured"))
+            return
+        self.targets.append((
+            "two threads: peak RSS <= %gx glibc's on each" % RSS_TARGET,
+            "over on: " + (", ".join(rss_over) or "none"),
+            "not met" if rss_over else "not measured" if missing else "met"))
+        self.targets.append((
+            "two threads: throughput >= %gx mimalloc's on %s"
+            % (SPEED_TARGET, ", ".join(SPEED_BENCHES)),
+            ", ".join(figs),
+            "not met" if slow else "not measured" if missing else "met"))
 
     def instructions(self):
         rows = read_tsv(self.res, "ir.tsv")
@@ -477,7 +560,7 @@ plot '{dat}' using 2:xtic(1) title columnheader(2){more}, 1 with lines lc rgb 'b
         self.w()
         self.w("```")
         for row in read_tsv(self.res, "commands.tsv"):
-            self.w("%-10s %-10s %s" % tuple(row[:3]))
+            self.w("%-10s %-12s %s" % tuple(row[:3]))
         self.w("```")
         self.w()
 

@@ -142,9 +142,10 @@ static bool ref_option(int opt, const char *v, dh_options_t *o) {
     uint64_t x;
     switch (opt) {
     case OPT_BASE:
+        /* docs/OPTIONS.md: an address below 2^47 (its rule against the
+         * reserve is applied once all options are known: base_rule) */
         if (!ref_parse_size(v, &x)) return false;
-        if (x != 0 && (x % ((uint64_t)1 << 32) || x >= ((uint64_t)1 << 47)))
-            return false;
+        if (x >= ((uint64_t)1 << 47)) return false;
         o->base = (uintptr_t)x;
         return true;
     case OPT_RESERVE:
@@ -216,6 +217,16 @@ static void fuzz_env(const uint8_t *data, size_t size) {
         } else {
             unsetenv(opt_names[i]);
         }
+    }
+    /* docs/OPTIONS.md: DETHEAP_BASE is 0 or a multiple of 4 GiB and of
+     * DETHEAP_RESERVE, and the main heap's range [BASE, BASE + max(RESERVE,
+     * 4 GiB)) ends at or below 2^47; else it is named and the default kept */
+    uint64_t span = want.reserve > ((uint64_t)4 << 30) ? want.reserve
+                                                       : (uint64_t)4 << 30;
+    if (want.base != 0 &&
+        (want.base % span != 0 || want.base + span > ((uint64_t)1 << 47))) {
+        if (!is_bad[OPT_BASE]) is_bad[OPT_BASE] = true;
+        want.base = DH_DEFAULT_BASE;
     }
     npieces = 0;
     dh_options_t got;

@@ -394,6 +394,18 @@ DH_API bool dh_process_stats(dh_stats_t *out, size_t out_size);
  * while DETHEAP_STATS or DETHEAP_TRACE is set; 0 otherwise. */
 DH_API uint64_t dh_process_fingerprint(void);
 
+/* Validate every heap of the process heap (the heap of each thread, and
+ * the shared system heap) as one: every invariant of dh_heap_check that
+ * holds for a heap on its own, checked for each, and the counts that only
+ * add up over the process once threads free each other's blocks (I3, I4,
+ * I7, I9: a block freed by another thread is counted, and may be kept, by
+ * that thread's heap).  Returns DH_CHECK_OK or the number of the first
+ * invariant found broken.  O(carved storage of the process).  Thread-safe
+ * in that it takes the process lock, but a heap whose thread allocates or
+ * frees meanwhile may be seen half-changed: call it while the other
+ * threads are parked (or gone), e.g. after a barrier. */
+DH_API int dh_process_check(void);
+
 /* Tool support: a function that stores up to max return addresses of the
  * current call stack in frames and returns how many.  With DETHEAP_STACKS=1
  * and DETHEAP_TRACE set, every traced call records the stack it returns.

@@ -35,10 +35,10 @@ JOBS=2 # the machine has two cores, shared
 
 # ---- sizes ---------------------------------------------------------------
 if [ "$QUICK" = 1 ]; then
-    MODE=quick ROUNDS=1 MICRO_REPS=3 ITER_DIV=10 THREAD_OPS=200000
+    MODE=quick ROUNDS=1 MICRO_REPS=3 ITER_DIV=10
     CG_ITERS=20000 HF_WARMUP=0 HF_RUNS=1 INPUT_SCALE=0.25 HANDLE_SECONDS=0.05
 else
-    MODE=full ROUNDS=5 MICRO_REPS=5 ITER_DIV=1 THREAD_OPS=2000000
+    MODE=full ROUNDS=5 MICRO_REPS=5 ITER_DIV=1
     CG_ITERS=200000 HF_WARMUP=1 HF_RUNS=2 INPUT_SCALE=1 HANDLE_SECONDS=0.3
 fi
 # Real programs: within a round hyperfine times one allocator's runs back
@@ -50,6 +50,13 @@ PROG_ROUNDS=$(( QUICK == 1 ? 1 : 7 ))
 # of milliseconds with the slowest allocator.
 declare -A MICRO_ITERS=([pair]=2000000 [pair_live]=2000000 [lifo]=2000000
     [ws4k]=500000 [ws64k]=200000 [realloc]=200000 [calloc]=1000000)
+# Work of each two-thread benchmark (bench/threads.c; divided by ITER_DIV in
+# quick mode): larson and prodcons operations, larson-chain generations of
+# 500,000 replacements per chain, xmalloc blocks, mstress steps.  Each takes
+# about a second with glibc.
+THREAD_BENCHES=(larson prodcons larson-chain xmalloc mstress)
+declare -A THREAD_WORK=([larson]=2000000 [prodcons]=2000000 [larson-chain]=40
+    [xmalloc]=10000000 [mstress]=5000000)
 
 RES=$BUILD/bench/results
 INPUTS=$BUILD/bench/inputs-$MODE
@@ -158,17 +165,25 @@ log "two-thread benchmarks"
 # block goes back to the heap it came from).
 T_ALLOCS=("${ALLOCS[@]}")
 if [ -n "${LIB[detheap]:-}" ]; then T_ALLOCS=(detheap detheap-owner "${ALLOCS[@]:1}"); fi
-for b in larson prodcons; do
-    echo "threads	$b	$BUILD_ARG/bench/threads $b $THREAD_OPS" >>"$RES/commands.tsv"
+for b in "${THREAD_BENCHES[@]}"; do
+    work=$(( THREAD_WORK[$b] / ITER_DIV ))
+    [ "$work" -ge 1 ] || work=1
+    echo "threads	$b	$BUILD_ARG/bench/threads $b $work" >>"$RES/commands.tsv"
     for r in $(seq "$ROUNDS"); do
         for a in "${T_ALLOCS[@]}"; do
             lib=${LIB[${a%-owner}]} remote=keep
             [ "$a" = "${a%-owner}" ] || remote=owner
-            if out=$(DETHEAP_REMOTE_FREE=$remote LD_PRELOAD=$lib timeout 120 "$THREADS" "$b" "$THREAD_OPS"); then
+            err=$RES/threads.$b.$a.$r.err
+            if out=$(DETHEAP_REMOTE_FREE=$remote LD_PRELOAD=$lib timeout 120 "$THREADS" "$b" "$work" 2>"$err"); then
                 read -r _ ops rss <<<"$out"
                 printf '%s\t%s\t%s\t%s\t%s\n' "$b" "$r" "$a" "$ops" "$rss" >>"$RES/threads.tsv"
             else
-                note "threads $b failed or timed out under $a (round $r)."
+                code=$?
+                why="exit status $code"
+                [ "$code" -le 128 ] || why="killed by signal $((code - 128))"
+                [ "$code" != 124 ] || why="timed out after 120 s"
+                [ ! -s "$err" ] || why="$why: $(tail -n 1 "$err")"
+                note "threads $b failed under $a (round $r; $why)."
             fi
         done
     done

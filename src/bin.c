@@ -4,7 +4,9 @@
  * order, one block per call, exactly as the original design carves one new
  * block from fresh storage when a free list is empty.  Before carving, the
  * class's foreign list (blocks of other thread heaps freed by this heap's
- * thread) is used, LIFO.  The main LIFO free lists are handled inline in
+ * thread) is used, LIFO.  Each span's class is written to the span map of
+ * the range it lies in (internal.h), for the blocks of it that other
+ * threads retire (process.c).  The main LIFO free lists are handled inline in
  * fastpath.h and override/malloc.c, where the fast paths live.
  *
  *   span: | blk 0 | blk 1 | blk 2 | ... | blk k-1 | waste |
@@ -26,19 +28,11 @@ void dh_bins_init(dh_heap_t *h) {
 void *dh_bin_alloc_slow(dh_heap_t *h, int c) {
     dh_bin_t *b = &h->bins[c];
     uintptr_t size = dh_class_sizes[c];
-    if (__atomic_load_n(&h->inbox, __ATOMIC_RELAXED) != NULL) {
-        dh_inbox_drain(h);
-        if (b->head != NULL) {
-            void **p = b->head;
-            b->head = DH_LINK_READ(p);
-            *p = NULL;
-            return p;
-        }
-    }
     if (b->foreign != NULL) { /* blocks of other heaps, freed here */
         void **p = b->foreign;
         b->foreign = DH_LINK_READ(p);
         *p = NULL;
+        h->foreign_bytes -= size;
         return p;
     }
     if (b->carve_end - b->carve < size) {
@@ -48,6 +42,15 @@ void *dh_bin_alloc_slow(dh_heap_t *h, int c) {
         b->carve = span;
         b->carve_end = span + (DH_SPAN / size) * size;
         b->spans++;
+        /* the span's class, for the blocks other threads retire from it
+         * (per-thread heaps only: a private heap has no other thread) */
+        if (h->process)
+            __atomic_store_n(dh_span_word(h, span),
+                         (uint32_t)(c + 1) << DH_SPAN_CLASS_SHIFT |
+                             (uint32_t)((span >> DH_PAGE_SHIFT) &
+                                        (DH_SPAN_PAGES - 1))
+                                 << DH_SPAN_PAGE_SHIFT,
+                         __ATOMIC_RELAXED);
     }
     uintptr_t p = b->carve;
     b->carve += size;

@@ -14,11 +14,7 @@
 #include <string.h>
 
 /* What a walk finds, for the validator to compare with the counters. */
-typedef struct census {
-    uint64_t live[DH_NUM_CLASSES], free[DH_NUM_CLASSES];
-    uint64_t large_live, large_live_bytes, large_free, large_free_bytes;
-    uint64_t live_bytes;
-} census_t;
+typedef dh_census_t census_t;
 
 typedef struct walker {
     const dh_heap_t *h;
@@ -68,6 +64,10 @@ static uintptr_t walk_large(walker_t *w, uintptr_t p, bool *prev_free,
     if (mergeable && (*prev_free || p + bytes == h->top))
         return *bad = DH_CHECK_I6, 0;
     *prev_free = mergeable;
+    if (st[0] == DH_ST_RETIRED_LARGE) {
+        w->n.large_retired++;
+        return p + bytes;
+    }
     if (live) {
         w->n.large_live++;
         w->n.large_live_bytes += bytes;
@@ -80,13 +80,33 @@ static uintptr_t walk_large(walker_t *w, uintptr_t p, bool *prev_free,
     return p + bytes;
 }
 
+/* The class of the span at p from its span-map word, if all its blocks
+ * were retired and its memory given back (its state bytes may read zero):
+ * that class, else -1. */
+static int decommitted_class(const dh_heap_t *h, uintptr_t p) {
+    uint32_t v = __atomic_load_n(&h->span_map[(p - h->data_start) >>
+                                              DH_SPAN_SHIFT],
+                                 __ATOMIC_ACQUIRE);
+    uintptr_t page = (p >> DH_PAGE_SHIFT) & (DH_SPAN_PAGES - 1);
+    if (!(v & DH_SPAN_DECOMMITTED) ||
+        ((v >> DH_SPAN_PAGE_SHIFT) & (DH_SPAN_PAGES - 1)) != page)
+        return -1;
+    return (int)((v >> DH_SPAN_CLASS_SHIFT) & 63) - 1;
+}
+
 /* A span at p of the class named by its first block. */
 static uintptr_t walk_span(walker_t *w, uintptr_t p, dh_check_t *bad) {
     const dh_heap_t *h = w->h;
     const uint8_t *st = dh_state_at(h, p);
-    int c = dh_st_is_live_class(st[0])   ? st[0] - DH_ST_LIVE
-            : dh_st_is_free_class(st[0]) ? st[0] - DH_ST_FREE
-                                         : -1;
+    int gone = decommitted_class(h, p);
+    if (gone >= 0 && gone < DH_NUM_CLASSES) {
+        w->n.retired[gone] += DH_SPAN / dh_class_sizes[gone];
+        return p + DH_SPAN;
+    }
+    int c = dh_st_is_live_class(st[0])      ? st[0] - DH_ST_LIVE
+            : dh_st_is_free_class(st[0])    ? st[0] - DH_ST_FREE
+            : dh_st_is_retired_class(st[0]) ? st[0] - DH_ST_RETIRED
+                                            : -1;
     if (c < 0 || DH_SPAN > h->top - p) return *bad = DH_CHECK_I2, 0;
     size_t size = dh_class_sizes[c], g = size >> DH_GRANULE_SHIFT;
     bool carving = true;
@@ -101,8 +121,13 @@ static uintptr_t walk_span(walker_t *w, uintptr_t p, dh_check_t *bad) {
             continue;
         }
         bool live = s[0] == DH_ST_LIVE + c;
-        if (!carving || (!live && s[0] != DH_ST_FREE + c))
+        bool retired = s[0] == DH_ST_RETIRED + c;
+        if (!carving || (!live && !retired && s[0] != DH_ST_FREE + c))
             return *bad = DH_CHECK_I2, 0;
+        if (retired) {
+            w->n.retired[c]++;
+            continue;
+        }
         if (live) {
             w->n.live[c]++;
             w->n.live_bytes += size;
@@ -121,7 +146,7 @@ static dh_check_t walk(walker_t *w) {
     for (uintptr_t p = h->data_start; p < h->top && !w->stopped;) {
         uint8_t s = *dh_state_at(h, p);
         if (s == DH_ST_LIVE_LARGE || s == DH_ST_FREE_LARGE ||
-            s == DH_ST_FREE_FOREIGN) {
+            s == DH_ST_FREE_FOREIGN || s == DH_ST_RETIRED_LARGE) {
             p = walk_large(w, p, &prev_free, &bad);
         } else {
             prev_free = false;
@@ -151,21 +176,40 @@ static dh_check_t check_bounds(const dh_heap_t *h) {
     return DH_CHECK_OK;
 }
 
-/* Follow bin c's free list; it must hold exactly `expect` free blocks.  (A
- * heap on its own has no foreign blocks; thread heaps are checked as a
- * whole by the process.) */
-static dh_check_t check_free_list(const dh_heap_t *h, int c, uint64_t expect) {
+/* Follow a free list of class c: every entry a free class-c block of h's
+ * range (or, foreign, of another process heap's), at most `limit` of them.
+ * Returns the length, or UINT64_MAX if an entry is bad. */
+static uint64_t list_length(const dh_heap_t *h, const void *head, int c,
+                            bool foreign, uint64_t limit) {
     uint64_t n = 0;
-    if (h->bins[c].foreign != NULL) return DH_CHECK_I3;
-    for (void *p = h->bins[c].head; p != NULL;) {
+    for (const void *p = head; p != NULL;) {
         uintptr_t a = (uintptr_t)p;
-        if (n++ >= expect || (a & (DH_GRANULE - 1)) || !dh_in_data(h, a) ||
-            *dh_state_at(h, a) != DH_ST_FREE + c)
-            return DH_CHECK_I3;
+        const dh_heap_t *r = foreign ? dh_region_lookup(a) : h;
+        if (n++ >= limit || (a & (DH_GRANULE - 1)) || r == NULL ||
+            (foreign && (r == h || !r->process)) || !dh_in_data(r, a) ||
+            *dh_state_at(r, a) != DH_ST_FREE + c)
+            return UINT64_MAX;
         p = DH_LINK_READ(p);
         DH_MEM_NOACCESS((void *)a, sizeof(void *));
     }
-    return n == expect ? DH_CHECK_OK : DH_CHECK_I3;
+    return n;
+}
+
+/* Bin c's free lists.  A heap on its own has no foreign blocks and its main
+ * list holds exactly the `expect` free blocks its walk found; a process
+ * heap's lists are counted into the census, for dh_process_check to add
+ * up over the process. */
+static dh_check_t check_free_list(const dh_heap_t *h, int c, uint64_t expect,
+                                  census_t *n) {
+    const dh_bin_t *b = &h->bins[c];
+    uint64_t cap = h->process ? UINT64_MAX - 1 : expect;
+    uint64_t main = list_length(h, b->head, c, false, cap);
+    uint64_t foreign = h->process ? list_length(h, b->foreign, c, true, cap)
+                       : b->foreign != NULL ? UINT64_MAX : 0;
+    if (main == UINT64_MAX || foreign == UINT64_MAX) return DH_CHECK_I3;
+    n->listed[c] = main + foreign;
+    if (!h->process && main != expect) return DH_CHECK_I3;
+    return DH_CHECK_OK;
 }
 
 /* The fast paths' tables (I3): each bin carries its live state byte, size
@@ -191,9 +235,15 @@ static int check_tree(const dh_heap_t *h, const dh_large_node_t *t,
                       uint64_t limit) {
     if (t == NULL) return 0;
     uintptr_t a = (uintptr_t)t;
-    if (++*count > limit || (a & (DH_PAGE - 1)) || !dh_in_data(h, a) ||
-        *dh_state_at(h, a) != DH_ST_FREE_LARGE ||
-        dh_large_pages(h, a) != t->pages)
+    const dh_heap_t *in = h;
+    uint8_t want = DH_ST_FREE_LARGE;
+    if (h->process && !dh_owns(h, a)) { /* freed here by this heap's thread */
+        in = dh_region_lookup(a);
+        want = DH_ST_FREE_FOREIGN;
+        if (in == NULL || !in->process) return -1;
+    }
+    if (++*count > limit || (a & (DH_PAGE - 1)) || !dh_in_data(in, a) ||
+        *dh_state_at(in, a) != want || dh_large_pages(in, a) != t->pages)
         return -1;
     int l = check_tree(h, t->left, prev, count, limit);
     if (l < 0) return -1;
@@ -207,8 +257,10 @@ static int check_tree(const dh_heap_t *h, const dh_large_node_t *t,
     return height == t->height ? height : -1;
 }
 
-dh_check_t dh_heap_check(const dh_heap_t *h) {
-    if (h == NULL) return DH_CHECK_I8;
+/* Every check that holds for h on its own; the counts that only add up
+ * over all the heaps of the process (blocks freed by another thread are
+ * counted by that thread's heap) go into *out for dh_process_check. */
+dh_check_t dh_heap_check_part(const dh_heap_t *h, census_t *out) {
     dh_check_t r = check_bounds(h);
     if (r != DH_CHECK_OK) return r;
     walker_t w = {.h = h};
@@ -218,22 +270,31 @@ dh_check_t dh_heap_check(const dh_heap_t *h) {
     if (r != DH_CHECK_OK) return r;
     for (int c = 0; c < DH_NUM_CLASSES; c++) {
         const dh_bin_t *b = &h->bins[c];
-        if (b->carved != w.n.live[c] + w.n.free[c] ||
-            b->allocs - b->frees != w.n.live[c])
+        if (!h->process && (b->carved != w.n.live[c] + w.n.free[c] ||
+                            b->allocs - b->frees != w.n.live[c]))
             return DH_CHECK_I4;
-        r = check_free_list(h, c, w.n.free[c]);
+        r = check_free_list(h, c, w.n.free[c], &w.n);
         if (r != DH_CHECK_OK) return r;
     }
     const dh_large_node_t *prev = NULL;
-    uint64_t nodes = 0;
-    if (check_tree(h, h->large_root, &prev, &nodes, w.n.large_free) < 0 ||
-        nodes != w.n.large_free || nodes != h->large_free_count ||
-        w.n.large_free_bytes != h->large_free_bytes)
+    uint64_t nodes = 0, cap = h->process ? UINT64_MAX : w.n.large_free;
+    if (check_tree(h, h->large_root, &prev, &nodes, cap) < 0 ||
+        nodes != h->large_free_count ||
+        (!h->process && (nodes != w.n.large_free ||
+                         w.n.large_free_bytes != h->large_free_bytes)))
         return DH_CHECK_I7;
-    if (w.n.large_live != h->large_live_count ||
-        w.n.large_live_bytes != h->large_live_bytes ||
-        w.n.live_bytes != dh_heap_live_bytes(h) ||
-        (!h->process && h->live_bytes > h->peak_live_bytes))
+    w.n.tree_nodes = nodes;
+    if (!h->process &&
+        (w.n.large_live != h->large_live_count ||
+         w.n.large_live_bytes != h->large_live_bytes ||
+         w.n.live_bytes != dh_heap_live_bytes(h) ||
+         h->live_bytes > h->peak_live_bytes))
         return DH_CHECK_I9;
+    if (out != NULL) *out = w.n;
     return DH_CHECK_OK;
+}
+
+dh_check_t dh_heap_check(const dh_heap_t *h) {
+    if (h == NULL) return DH_CHECK_I8;
+    return dh_heap_check_part(h, NULL);
 }

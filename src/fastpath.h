@@ -48,7 +48,11 @@ DH_INLINE void *dh_fast_alloc(dh_heap_t *h, int c) {
  * the main list if p lies in h's range, else onto the foreign list. */
 DH_INLINE void dh_fast_free(dh_heap_t *h, uintptr_t p, uint8_t *st, int c) {
     dh_bin_t *b = &h->bins[c];
-    void **list = DH_LIKELY(dh_owns(h, p)) ? &b->head : &b->foreign;
+    void **list = &b->head;
+    if (DH_UNLIKELY(!dh_owns(h, p))) {
+        list = &b->foreign;
+        h->foreign_bytes += dh_class_sizes[c];
+    }
     dh_st_store(st, (uint8_t)(DH_ST_FREE + c));
     *(void **)p = *list;
     *list = (void *)p;

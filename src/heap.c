@@ -67,6 +67,7 @@ bool dh_heap_reset(dh_heap_t *h) {
     DH_MEM_ACCESS((void *)h->data_start, used);
     memset((void *)h->data_start, 0, used);
     memset(h->data_state, 0, used >> DH_GRANULE_SHIFT);
+    memset(h->span_map, 0, (used >> DH_SPAN_SHIFT) * sizeof(uint32_t));
     dh_region_relayout(h);
     return true;
 }

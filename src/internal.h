@@ -40,6 +40,10 @@
  *                 heap whose range it lies in)
  *   0x4f          free large block starts here, held in the large tree of
  *                 another heap (freed by another thread); never coalesced
+ *   0x21 + c      retired class-c block starts here: freed by a thread of
+ *                 another heap that kept no more such blocks; on no list,
+ *                 never handed out again (unless its range runs out)
+ *   0x2e          retired large block starts here (its pages given back)
  *   0x80 | 6 bits a large block's size tag: its page count, 6 bits a byte,
  *                 low bits first, in the 6 granules after its start (head
  *                 tag) and in its last 8 granules (tail tag, for the left
@@ -115,6 +119,8 @@ enum {
     DH_ST_FREE = 0x41,       /* + class */
     DH_ST_FREE_LARGE = 0x4e,
     DH_ST_FREE_FOREIGN = 0x4f,
+    DH_ST_RETIRED = 0x21,    /* + class */
+    DH_ST_RETIRED_LARGE = 0x2e,
     DH_ST_TAG = 0x80,        /* | 6 bits of a page count */
     DH_TAG_BYTES = 6,        /* head tag: 36 bits of page count */
     DH_TAIL_BYTES = 8        /* tail tag: one aligned 64-bit word, written
@@ -127,7 +133,18 @@ DH_INLINE bool dh_st_is_live_class(uint8_t s) {
 DH_INLINE bool dh_st_is_free_class(uint8_t s) {
     return (uint8_t)(s - DH_ST_FREE) < DH_NUM_CLASSES;
 }
+DH_INLINE bool dh_st_is_retired_class(uint8_t s) {
+    return (uint8_t)(s - DH_ST_RETIRED) < DH_NUM_CLASSES;
+}
 DH_INLINE bool dh_st_is_tag(uint8_t s) { return (s & DH_ST_TAG) != 0; }
+
+/* Span map words (h->span_map): one per 64 KiB cell of the data, for the
+ * span that begins in that cell (at most one can; a span is 64 KiB and
+ * page-aligned, so it may reach into the next cell). */
+#define DH_SPAN_COUNT_MASK 0x1fffu     /* its blocks retired (<= 4096) */
+#define DH_SPAN_CLASS_SHIFT 16         /* 6 bits: class + 1; 0: no span */
+#define DH_SPAN_PAGE_SHIFT 24          /* 4 bits: its first page in the cell */
+#define DH_SPAN_DECOMMITTED (1u << 31) /* all retired, memory given back */
 
 /* State bytes are read and written with relaxed atomic accesses (plain
  * moves on x86): with per-thread heaps, a thread may read a neighbour's
@@ -209,6 +226,16 @@ struct dh_heap {
     uint64_t large_live_count, large_live_bytes;
     uint64_t large_free_count, large_free_bytes;
     uint64_t failed_allocs;
+    /* Cross-thread frees (per-thread heaps): bytes of other ranges' free
+     * blocks held on this heap's foreign lists and large tree, and what
+     * this heap retired instead of keeping (never reused; whole spans and
+     * large blocks of it are given back to the OS). */
+    uint64_t foreign_bytes;
+    uint64_t retired_blocks, retired_bytes;
+    /* One word per span of the data (region.c): the class + 1 of the span
+     * carved there (bits 16..23), blocks of it retired (bits 0..15), and
+     * DH_SPAN_DECOMMITTED once all were and its memory went back. */
+    uint32_t *span_map;
     uint64_t rejected_by_code[DH_ERR_COUNT];
     uint64_t rejected_handle_frees;
     /* Error policy. */
@@ -217,8 +244,20 @@ struct dh_heap {
     void *error_user;
     /* Process heaps only (process.c, thread.c, trace.c). */
     bool process;             /* one of the process heap's slots */
+    bool unordered;           /* its slot was first come, first served */
+    bool timing_dependent;    /* it reused memory other threads retired
+                                 (its range ran out): from then on its
+                                 addresses depend on timing */
+    uint16_t depth;           /* place in the slot map (process.c) */
+    uint32_t index;
     struct dh_heap *next;     /* link in a hand-over list */
+    struct dh_heap *pool;     /* heaps the thread that last ran on this heap
+                                 had joined and not handed on: they go with
+                                 this heap to the next thread that runs on
+                                 it (LIFO via next) */
     uint32_t fresh_children;  /* fresh slots given to threads made here */
+    uint64_t tid;             /* kernel thread id of its last thread */
+    char thread_name[16];     /* that thread's name when it ended, or "" */
     uint32_t trace_len;       /* bytes waiting in trace_buf */
     uint64_t fingerprint;     /* hash of every observed call's (op, size,
                                  result), in this heap's order */
@@ -239,13 +278,20 @@ struct dh_heap {
 
 /* ---- address helpers ----------------------------------------------------- */
 
+/* region.c: the size mask of the heap whose range holds p (p must lie in
+ * some heap's range). */
+DH_HIDDEN uintptr_t dh_region_mask(uintptr_t p);
+
 /* The state byte of address p.  It is found from p alone: every heap's
  * range is aligned to its own power-of-two size and starts with the header
- * and the state map, and heaps that exchange blocks (the per-thread heaps of
- * the process) all have the same size.  So h only supplies the mask. */
+ * and the state map.  h supplies the mask when p is in h's range; a block
+ * of another heap (per-thread heaps exchange blocks, and the main thread's
+ * heap is larger than the others) takes the mask of the heap it is in. */
 DH_INLINE uint8_t *dh_state_at(const dh_heap_t *h, uintptr_t p) {
-    return (uint8_t *)((p & ~h->mask) + DH_HEADER_SIZE) +
-           ((p & h->mask) >> DH_GRANULE_SHIFT);
+    uintptr_t mask = h->mask;
+    if (DH_UNLIKELY((p & ~mask) != h->base)) mask = dh_region_mask(p);
+    return (uint8_t *)((p & ~mask) + DH_HEADER_SIZE) +
+           ((p & mask) >> DH_GRANULE_SHIFT);
 }
 DH_INLINE uintptr_t dh_high_water(const dh_heap_t *h) {
     return __atomic_load_n(&h->high_water, __ATOMIC_RELAXED);
@@ -257,6 +303,14 @@ DH_INLINE bool dh_in_data(const dh_heap_t *h, uintptr_t p) {
 /* p lies in h's own range (not another thread heap's). */
 DH_INLINE bool dh_owns(const dh_heap_t *h, uintptr_t p) {
     return (p & ~h->mask) == h->base;
+}
+
+/* The span-map word of the cell holding p, which lies in the range of h or
+ * of another heap (found through the heap map). */
+DH_HIDDEN uint32_t *dh_span_word_any(uintptr_t p);
+DH_INLINE uint32_t *dh_span_word(const dh_heap_t *h, uintptr_t p) {
+    if (DH_UNLIKELY(!dh_owns(h, p))) return dh_span_word_any(p);
+    return &h->span_map[(p - h->data_start) >> DH_SPAN_SHIFT];
 }
 
 /* ---- functions shared between files (hidden) ----------------------------- */
@@ -292,8 +346,6 @@ typedef enum dh_thp {
 } dh_thp_t;
 DH_HIDDEN void dh_region_set_thp(dh_heap_t *h, dh_thp_t mode);
 
-/* process.c: take the blocks other threads returned (owner mode). */
-DH_HIDDEN void dh_inbox_drain(dh_heap_t *h);
 
 /* bin.c: class blocks. */
 DH_HIDDEN void dh_bins_init(dh_heap_t *h); /* bins and fast-path tables */
@@ -330,6 +382,17 @@ DH_HIDDEN uint64_t dh_heap_live_bytes(const dh_heap_t *h);
 DH_HIDDEN void dh_heap_free_in(dh_heap_t *h, uintptr_t p, const char *call);
 DH_HIDDEN void *dh_realloc_block(dh_heap_t *h, uintptr_t p, uint8_t s,
                                  size_t n);
+
+/* check.c: what a walk of one heap's range finds, and the lengths of its
+ * lists, for dh_process_check to add up over the per-thread heaps. */
+typedef struct dh_census {
+    uint64_t live[DH_NUM_CLASSES], free[DH_NUM_CLASSES];
+    uint64_t retired[DH_NUM_CLASSES], listed[DH_NUM_CLASSES];
+    uint64_t large_live, large_live_bytes, large_free, large_free_bytes;
+    uint64_t large_retired, tree_nodes;
+    uint64_t live_bytes;
+} dh_census_t;
+DH_HIDDEN dh_check_t dh_heap_check_part(const dh_heap_t *h, dh_census_t *out);
 
 /* diag.c: reporting misuse through the error policy. */
 DH_HIDDEN void dh_report(dh_heap_t *h, const char *call, const void *ptr,

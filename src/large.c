@@ -200,8 +200,9 @@ static void free_insert(dh_heap_t *h, uintptr_t p, uint64_t pages) {
     n->left = n->right = NULL;
     n->pages = pages;
     n->height = 1;
-    dh_large_set(h, p, pages,
-                 dh_owns(h, p) ? DH_ST_FREE_LARGE : DH_ST_FREE_FOREIGN);
+    bool own = dh_owns(h, p);
+    dh_large_set(h, p, pages, own ? DH_ST_FREE_LARGE : DH_ST_FREE_FOREIGN);
+    if (!own) h->foreign_bytes += pages_bytes(pages);
     h->large_root = tree_insert(h->large_root, n);
     h->large_free_count++;
     h->large_free_bytes += pages_bytes(pages);
@@ -212,6 +213,7 @@ static void free_remove(dh_heap_t *h, uintptr_t p) {
     h->large_root = tree_remove(h->large_root, n);
     h->large_free_count--;
     h->large_free_bytes -= pages_bytes(n->pages);
+    if (!dh_owns(h, p)) h->foreign_bytes -= pages_bytes(n->pages);
     large_clear(h, p, n->pages);
     /* the node's links are addresses: never leave them in memory that is
      * handed out again (inside a merged block, or the block itself) */
@@ -257,8 +259,6 @@ static void give_back(dh_heap_t *h, uintptr_t p, uint64_t pages) {
 /* Take `pages` pages: best fit from the tree, else carve from the top.
  * Returns the start, with no state bytes set, or 0 when out of memory. */
 static uintptr_t take_pages(dh_heap_t *h, uint64_t pages) {
-    if (__atomic_load_n(&h->inbox, __ATOMIC_RELAXED) != NULL)
-        dh_inbox_drain(h);
     node_t *n = tree_best_fit(h->large_root, pages);
     if (n != NULL) {
         uintptr_t p = (uintptr_t)n;

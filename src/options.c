@@ -71,28 +71,33 @@ static bool parse_bool(const char *v, bool *out) {
 }
 
 /* One parser per option; each returns NULL or why the value is bad. */
+/* DETHEAP_BASE is checked against the reserve once both are read
+ * (base_rule); here only its form. */
 static const char *opt_base(dh_options_t *o, const char *v) {
     uint64_t b;
     if (!dh_parse_size(v, &b)) return "not a number";
-    if (b == 0) { /* anywhere: for sanitizer builds; runs then differ */
-        o->base = 0;
-        return NULL;
-    }
-    if (b % DH_HEAP_ALIGN) return "not a multiple of 4 GiB";
     if (b >> DH_ADDRESS_BITS) return "beyond the user address space";
-    o->base = (uintptr_t)b;
+    o->base = (uintptr_t)b; /* 0: anywhere (sanitizer builds; runs differ) */
     return NULL;
 }
 
-static const char *opt_reserve(dh_options_t *o, const char *v) {
+static const char *reserve_value(uint64_t *out, const char *v) {
     uint64_t r;
     if (!dh_parse_size(v, &r)) return "not a size";
     if (r < ((uint64_t)1 << 26) || r > ((uint64_t)1 << 44))
         return "must be between 64M and 16T";
     uint64_t p = 1;
     while (p < r) p <<= 1;
-    o->reserve = p;
+    *out = p;
     return NULL;
+}
+
+static const char *opt_reserve(dh_options_t *o, const char *v) {
+    return reserve_value(&o->reserve, v);
+}
+
+static const char *opt_thread_reserve(dh_options_t *o, const char *v) {
+    return reserve_value(&o->thread_reserve, v);
 }
 
 static const char *opt_on_error(dh_options_t *o, const char *v) {
@@ -154,12 +159,41 @@ static const struct {
     {"DETHEAP_STATS_FILE", opt_stats_file},
     {"DETHEAP_REMOTE_FREE", opt_remote},
     {"DETHEAP_THP", opt_thp},
+    {"DETHEAP_THREAD_RESERVE", opt_thread_reserve},
 };
+
+/* The rule that ties DETHEAP_BASE to DETHEAP_RESERVE: the main heap's range
+ * is aligned to its own size (and to the heap map's 4 GiB granule), and it
+ * must end inside the user address space.  Returns why not, or NULL. */
+static const char *base_rule(const dh_options_t *o) {
+    if (o->base == 0) return NULL;
+    uint64_t align = o->reserve > DH_HEAP_ALIGN ? o->reserve : DH_HEAP_ALIGN;
+    if (o->base % align) {
+        if (o->reserve <= DH_HEAP_ALIGN)
+            return "not a multiple of 4 GiB; using the default";
+        static char why[96];
+        const char *pre = "not a multiple of DETHEAP_RESERVE (0x";
+        size_t n = strlen(pre);
+        memcpy(why, pre, n);
+        int top = 60;
+        while (top > 0 && ((o->reserve >> top) & 15) == 0) top -= 4;
+        for (; top >= 0; top -= 4)
+            why[n++] = "0123456789abcdef"[(o->reserve >> top) & 15];
+        const char *post = "); using the default";
+        memcpy(why + n, post, strlen(post) + 1);
+        return why;
+    }
+    if ((o->base + align) >> DH_ADDRESS_BITS)
+        return "leaves no room for the heap below the top of the user "
+               "address space; using the default";
+    return NULL;
+}
 
 void dh_options_read(dh_options_t *o) {
     memset(o, 0, sizeof *o);
     o->base = DH_DEFAULT_BASE;
     o->reserve = DH_DEFAULT_RESERVE;
+    o->thread_reserve = DH_DEFAULT_THREAD_RESERVE;
     o->on_error = DH_ON_ERROR_ABORT;
     o->thp = DH_THP_OFF;
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
@@ -167,5 +201,10 @@ void dh_options_read(dh_options_t *o) {
         if (v == NULL) continue;
         const char *why = table[i].parse(o, v);
         if (why != NULL) complain(table[i].name, v, why);
+    }
+    const char *why = base_rule(o);
+    if (why != NULL) {
+        complain("DETHEAP_BASE", getenv("DETHEAP_BASE"), why);
+        o->base = DH_DEFAULT_BASE;
     }
 }

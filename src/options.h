@@ -10,7 +10,11 @@
 
 typedef struct dh_options {
     uintptr_t base;          /* DETHEAP_BASE: where slot 0 lives */
-    uint64_t reserve;        /* DETHEAP_RESERVE: bytes per heap (pow2) */
+    uint64_t reserve;        /* DETHEAP_RESERVE: bytes of the main thread's
+                                heap, and of every heap created before the
+                                first thread (pow2) */
+    uint64_t thread_reserve; /* DETHEAP_THREAD_RESERVE: bytes of each other
+                                thread's heap (pow2) */
     dh_on_error_t on_error;  /* DETHEAP_ON_ERROR */
     bool stats;              /* DETHEAP_STATS: report at exit */
     bool stats_json;         /* DETHEAP_STATS=json */
@@ -22,6 +26,7 @@ typedef struct dh_options {
 } dh_options_t;
 
 #define DH_DEFAULT_BASE ((uintptr_t)0x200000000000ull) /* 32 TiB */
+#define DH_DEFAULT_THREAD_RESERVE ((uint64_t)4 << 30)   /* 4 GiB */
 
 /* Parse the environment into *o.  Malformed values keep the default and
  * are named once on stderr.  Never allocates. */

@@ -43,6 +43,11 @@ DH_HIDDEN void DH_OS_FN(release)(void *p, size_t size);
  * ENOMEM if the OS refuses. */
 DH_HIDDEN bool DH_OS_FN(commit)(void *p, size_t size);
 
+/* Give the physical memory of [p, p+size) back: the range stays committed
+ * (readable and writable) and reads as zero from then on.  p and size are
+ * multiples of the OS page.  Returns false if the OS refused; the memory
+ * then keeps its contents, which the caller may ignore. */
+DH_HIDDEN bool DH_OS_FN(decommit)(void *p, size_t size);
 /* Advice on how to back [p, p+size) with physical memory: huge pages
  * (huge) or base pages only (!huge).  The range may be committed or only
  * reserved; the advice holds for the pages committed there later too.  It
@@ -67,6 +72,10 @@ DH_HIDDEN bool DH_OS_FN(write_all)(int fd, const void *buf, size_t len);
 DH_HIDDEN long DH_OS_FN(read)(int fd, void *buf, size_t len);
 DH_HIDDEN void DH_OS_FN(close)(int fd);
 
+/* The calling thread's kernel id, and its name (up to 15 bytes and a NUL
+ * into out[16]; "" if it has none or it cannot be read). */
+DH_HIDDEN uint64_t DH_OS_FN(tid)(void);
+DH_HIDDEN void DH_OS_FN(thread_name)(char out[16]);
 /* This process's id and its parent's. */
 DH_HIDDEN uint64_t DH_OS_FN(pid)(void);
 DH_HIDDEN uint64_t DH_OS_FN(ppid)(void);

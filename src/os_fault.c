@@ -95,6 +95,12 @@ bool REAL(write_all)(int fd, const void *buf, size_t len);
 long REAL(read)(int fd, void *buf, size_t len);
 void REAL(close)(int fd);
 uint64_t REAL(pid)(void);
+uint64_t REAL(tid)(void);
+void REAL(thread_name)(char out[16]);
+bool REAL(decommit)(void *p, size_t size);
+bool dh_os_decommit(void *p, size_t size) { return REAL(decommit)(p, size); }
+uint64_t dh_os_tid(void) { return REAL(tid)(); }
+void dh_os_thread_name(char out[16]) { REAL(thread_name)(out); }
 uint64_t REAL(ppid)(void);
 int dh_os_open_write(const char *path) { return REAL(open_write)(path); }
 int dh_os_open_read(const char *path) { return REAL(open_read)(path); }

@@ -15,6 +15,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifndef MAP_FIXED_NOREPLACE
@@ -81,6 +83,13 @@ bool DH_OS_FN(commit)(void *p, size_t size) {
     }
     errno = saved;
     return true;
+}
+
+bool DH_OS_FN(decommit)(void *p, size_t size) {
+    int saved = errno;
+    bool ok = madvise(p, size, MADV_DONTNEED) == 0;
+    errno = saved;
+    return ok;
 }
 
 bool DH_OS_FN(advise_huge)(void *p, size_t size, bool huge) {
@@ -157,6 +166,15 @@ void DH_OS_FN(close)(int fd) {
 }
 
 uint64_t DH_OS_FN(pid)(void) { return (uint64_t)getpid(); }
+uint64_t DH_OS_FN(tid)(void) { return (uint64_t)syscall(SYS_gettid); }
+
+void DH_OS_FN(thread_name)(char out[16]) {
+    int saved = errno;
+    out[0] = 0;
+    if (prctl(PR_GET_NAME, out, 0, 0, 0) != 0) out[0] = 0;
+    out[15] = 0;
+    errno = saved;
+}
 uint64_t DH_OS_FN(ppid)(void) { return (uint64_t)getppid(); }
 
 _Noreturn void DH_OS_FN(abort)(void) {

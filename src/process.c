@@ -63,7 +63,6 @@ static _Atomic int lock_word;
  * come back to it, so no thread's own heap sees any of that. */
 static dh_heap_t *sys_heap;
 static dh_heap_t *orphans; /* heaps of detached threads; under the lock */
-static bool fallback_said;
 
 /* ---- the lock --------------------------------------------------------------- */
 
@@ -81,7 +80,89 @@ void dh_proc_lock_reset(void) { atomic_store(&lock_word, 0); }
 
 const dh_options_t *dh_proc_options(void) { return &options; }
 
-/* ---- slots ------------------------------------------------------------------ */
+/* ---- the slot map -------------------------------------------------------------- */
+
+/* Depth d of the creation tree (main is depth 0): a thread at depth d-1
+ * whose index is below `parents` gives its first `width` fresh children
+ * the indexes index * width + 0 .. width - 1 at depth d; the slots of depth
+ * d follow those of depth d-1.  Chains of first children keep their index
+ * from depth 4 on, so they go 27 deep.  About 23 500 ordered slots in all;
+ * process.h and docs/DESIGN.md say what this covers. */
+static const struct {
+    uint32_t parents, width;
+} levels[] = {
+    {1, 4096},  {512, 24}, {1024, 4}, {256, 1}, {256, 1}, {256, 1},
+    {256, 1},   {256, 1},  {256, 1},  {256, 1}, {256, 1}, {64, 1},
+    {64, 1},    {64, 1},   {64, 1},   {64, 1},  {64, 1},  {64, 1},
+    {64, 1},    {64, 1},   {64, 1},   {64, 1},  {64, 1},  {64, 1},
+    {64, 1},    {64, 1},   {64, 1},
+};
+#define DH_LEVELS (sizeof levels / sizeof levels[0])
+
+/* Where the slots are (set once, by init_process, from the options). */
+static struct {
+    uintptr_t thread_start; /* slot 1's range */
+    uintptr_t stride;       /* from one thread slot to the next */
+    uint32_t count;         /* slots 0 .. count - 1 exist */
+    uint32_t ordered_end;   /* slots 1 .. ordered_end - 1 are ordered */
+    uint32_t first[DH_LEVELS]; /* first slot of each depth */
+} map;
+static _Atomic uint32_t shared_next;  /* next shared slot to try */
+static _Atomic uint32_t steal_next;   /* next ordered slot to take, top down */
+
+static uintptr_t align_up(uintptr_t v, uintptr_t a) {
+    return (v + a - 1) & ~(a - 1);
+}
+
+static void map_init(void) {
+    uintptr_t main_span = options.reserve > DH_HEAP_ALIGN ? options.reserve
+                                                          : DH_HEAP_ALIGN;
+    map.stride = options.thread_reserve > DH_HEAP_ALIGN ? options.thread_reserve
+                                                        : DH_HEAP_ALIGN;
+    uintptr_t top = (uintptr_t)1 << DH_ADDRESS_BITS;
+    uint64_t count = DH_MAX_SLOTS;
+    if (options.base != 0) {
+        map.thread_start = align_up(options.base + main_span, map.stride);
+        count = map.thread_start < top
+                    ? 1 + (top - map.thread_start) / map.stride
+                    : 1;
+        if (count > DH_MAX_SLOTS) count = DH_MAX_SLOTS;
+    }
+    map.count = (uint32_t)count;
+    uint64_t next = 1;
+    for (size_t d = 0; d < DH_LEVELS; d++) {
+        map.first[d] = (uint32_t)(next < map.count ? next : map.count);
+        next += (uint64_t)levels[d].parents * levels[d].width;
+    }
+    map.ordered_end = (uint32_t)(next < map.count ? next : map.count);
+    atomic_store(&shared_next, map.ordered_end);
+    atomic_store(&steal_next, map.ordered_end - 1);
+}
+
+static uintptr_t slot_address(uint32_t slot) {
+    if (options.base == 0) return 0;
+    return slot == 0 ? options.base
+                     : map.thread_start + (uintptr_t)(slot - 1) * map.stride;
+}
+
+/* The slot of the next fresh child of the thread holding `parent`, with
+ * its depth and index, or DH_NO_SLOT when the tree is deeper or wider
+ * there than the map. */
+static uint32_t child_slot(const dh_heap_t *parent, uint16_t *depth,
+                           uint32_t *index) {
+    uint32_t d = parent->depth, k = parent->fresh_children;
+    if (parent->unordered || d >= DH_LEVELS) return DH_NO_SLOT;
+    if (parent->index >= levels[d].parents || k >= levels[d].width)
+        return DH_NO_SLOT;
+    uint32_t i = parent->index * levels[d].width + k;
+    uint64_t slot = (uint64_t)map.first[d] + i;
+    if (slot >= map.ordered_end) return DH_NO_SLOT;
+    *depth = (uint16_t)(d + 1);
+    *index = i;
+    return (uint32_t)slot;
+}
+
+/* ---- creating slot heaps ----------------------------------------------------- */
 
 static void say(const char *const *parts, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -96,26 +177,33 @@ static void hex(char *buf, uintptr_t v) {
     buf[14] = 0;
 }
 
-/* Create the heap of slot `slot`: at its place if free, else anywhere
- * (said once on stderr, since addresses then vary between runs). */
+/* Say `msg` once per process (the flag is claimed atomically). */
+static void say_once(_Atomic bool *said, const char *const *parts, size_t n) {
+    if (!atomic_exchange(said, true)) say(parts, n);
+}
+
+static _Atomic bool taken_said, no_space_said;
+
+/* Create the heap of slot `slot` (its claim already made): at its place
+ * if that is free, else, if the range is taken, anywhere (said once: its
+ * addresses then differ between runs).  NULL (errno) if the address space
+ * has no room: nothing is retried for that slot. */
 static dh_heap_t *slot_create(uint32_t slot) {
     dh_config_t cfg = DH_CONFIG_INIT;
-    cfg.reserve = options.reserve;
+    cfg.reserve = slot == 0 ? options.reserve : options.thread_reserve;
     cfg.on_error = options.on_error;
-    uintptr_t want = options.base + (uintptr_t)slot * options.reserve;
-    bool placeable = options.base != 0 && (want >> DH_ADDRESS_BITS) == 0 &&
-                     ((want + options.reserve) >> DH_ADDRESS_BITS) == 0;
+    uintptr_t want = slot_address(slot);
     dh_heap_t *h = NULL;
-    if (placeable) {
+    if (want != 0) {
         cfg.base = want;
         h = dh_heap_create(&cfg);
+        if (h == NULL && errno != EEXIST) return NULL;
     }
     if (h == NULL) {
         cfg.base = 0;
         h = dh_heap_create(&cfg);
         if (h == NULL) return NULL;
-        if (!fallback_said && options.base != 0) {
-            fallback_said = true;
+        if (want != 0) {
             char a[16], b[16];
             hex(a, want);
             hex(b, h->base);
@@ -123,63 +211,98 @@ static dh_heap_t *slot_create(uint32_t slot) {
                                  " is taken; heap placed at ", b,
                                  " instead (its addresses will differ "
                                  "between runs)\n"};
-            say(msg, 5);
+            say_once(&taken_said, msg, 5);
         }
     }
     dh_region_set_thp(h, options.thp);
     h->owner_slot = slot;
     h->process = true;
     if (options.trace) dh_trace_thread(h);
-    atomic_store_explicit(&slot_heap[slot], h, memory_order_release);
     return h;
 }
 
-/* Called with the lock held. */
-void dh_proc_orphan(dh_heap_t *h) {
-    while (h != NULL) {
-        dh_heap_t *next = h->next;
-        h->next = orphans;
-        orphans = h;
-        h = next;
-    }
+/* Claim slot `slot` (false if another thread has it) and create its heap. */
+#define SLOT_CLAIMED ((dh_heap_t *)1)
+static bool slot_claim(uint32_t slot) {
+    dh_heap_t *expected = NULL;
+    return slot < map.count &&
+           atomic_compare_exchange_strong(&slot_heap[slot], &expected,
+                                          SLOT_CLAIMED);
 }
 
-/* A fresh slot from the shared pool, first come first served. */
-static dh_heap_t *shared_slot_fresh(void) {
-    for (uint32_t s = DH_SHARED_SLOTS_START; s < DH_MAX_SLOTS; s++) {
-        dh_heap_t *expected = NULL;
-        /* claim with a sentinel so that two threads never share a slot */
-        if (atomic_compare_exchange_strong(&slot_heap[s], &expected,
-                                           (dh_heap_t *)1)) {
-            dh_heap_t *h = slot_create(s);
-            if (h == NULL) atomic_store(&slot_heap[s], NULL);
-            return h;
-        }
+static dh_heap_t *slot_publish(uint32_t slot, dh_heap_t *h) {
+    /* a slot whose range cannot be had stays claimed: never retried */
+    if (h != NULL) atomic_store_explicit(&slot_heap[slot], h,
+                                         memory_order_release);
+    return h;
+}
+
+static void no_space(void) {
+    const char *msg[] = {"detheap: no address space for another thread "
+                         "heap; such threads share the system heap (their "
+                         "addresses depend on timing)\n"};
+    say_once(&no_space_said, msg, 1);
+}
+
+/* A fresh slot for a thread with no place in the tree: a shared slot, or
+ * when those are gone an ordered slot nobody has taken, from the top down. */
+static dh_heap_t *unordered_fresh(void) {
+    for (;;) {
+        uint32_t s = atomic_fetch_add(&shared_next, 1);
+        if (s >= map.count) break;
+        if (slot_claim(s)) return slot_publish(s, slot_create(s));
     }
+    atomic_store(&shared_next, map.count); /* no wrap-around */
+    for (;;) {
+        uint32_t s = atomic_fetch_sub(&steal_next, 1);
+        if (s == 0 || s > map.ordered_end) break;
+        if (slot_claim(s)) return slot_publish(s, slot_create(s));
+    }
+    atomic_store(&steal_next, 0);
     errno = ENOMEM;
     return NULL;
 }
 
-/* A heap for a thread with no place in the tree: a detached thread's old
- * heap if there is one, else a fresh shared slot. */
-static dh_heap_t *shared_slot(void) {
-    dh_proc_lock();
+/* Unlink the first heap of the orphan list (heaps of detached threads that
+ * ended), with what travels with it re-queued; under the lock. */
+static dh_heap_t *orphan_pop_unsafe(void) {
     dh_heap_t *h = orphans;
-    if (h != NULL) orphans = h->next;
-    dh_proc_unlock();
-    if (h == NULL) return shared_slot_fresh();
+    if (h == NULL) return NULL;
+    orphans = h->next;
     h->next = NULL;
     return h;
 }
 
-/* The slot of the next fresh child of the thread holding heap `parent`,
- * or DH_MAX_SLOTS when the tree is deeper or wider than the slot map. */
-static uint32_t child_slot(dh_heap_t *parent) {
-    uint32_t s = parent->owner_slot, k = parent->fresh_children;
-    if (s == 0 && k + 1 < DH_LEVEL1_SLOTS) return k + 1;
-    if (s >= 1 && s <= DH_LEVEL2_PARENTS && k < DH_LEVEL2_CHILDREN)
-        return DH_LEVEL1_SLOTS + (s - 1) * DH_LEVEL2_CHILDREN + k;
-    return DH_MAX_SLOTS;
+void dh_proc_orphan(dh_heap_t *h) {
+    dh_proc_lock();
+    while (h != NULL) { /* flatten: each heap and what travels with it */
+        dh_heap_t *next = h->next;
+        if (h->pool != NULL) {
+            dh_heap_t *last = h->pool;
+            while (last->next) last = last->next;
+            last->next = next;
+            next = h->pool;
+            h->pool = NULL;
+        }
+        h->next = orphans;
+        orphans = h;
+        h = next;
+    }
+    dh_proc_unlock();
+}
+
+/* A heap for a thread with no place in the tree. */
+static dh_heap_t *unordered_heap(void) {
+    dh_proc_lock();
+    dh_heap_t *h = orphan_pop_unsafe();
+    dh_proc_unlock();
+    if (h == NULL) h = unordered_fresh();
+    if (h == NULL) {
+        no_space();
+        return NULL;
+    }
+    h->unordered = true;
+    return h;
 }
 
 dh_heap_t *dh_proc_acquire_child_heap(dh_thread_t *parent, bool *unordered) {
@@ -190,18 +313,44 @@ dh_heap_t *dh_proc_acquire_child_heap(dh_thread_t *parent, bool *unordered) {
         h->next = NULL;
         return h;
     }
-    uint32_t slot = child_slot(parent->heap);
-    if (slot < DH_MAX_SLOTS) {
-        parent->heap->fresh_children++;
-        return slot_create(slot);
+    dh_heap_t *ph = parent->heap;
+    if (ph != NULL && !parent->unordered) {
+        uint16_t depth;
+        uint32_t index;
+        uint32_t slot = child_slot(ph, &depth, &index);
+        ph->fresh_children++;
+        if (slot != DH_NO_SLOT && slot_claim(slot)) {
+            h = slot_publish(slot, slot_create(slot));
+            if (h != NULL) {
+                h->depth = depth;
+                h->index = index;
+                return h;
+            }
+        }
     }
     *unordered = true;
-    return shared_slot();
+    return unordered_heap();
 }
 
 dh_heap_t *dh_proc_owner(uintptr_t p) {
     dh_heap_t *h = dh_region_lookup(p);
     return (h != NULL && h->process) ? h : NULL;
+}
+
+/* The heap in slot s, or NULL (none, or being created). */
+static dh_heap_t *slot_get(uint32_t s) {
+    dh_heap_t *h = atomic_load_explicit(&slot_heap[s], memory_order_acquire);
+    return h == SLOT_CLAIMED ? NULL : h;
+}
+
+dh_heap_t *dh_proc_heap_at(uint32_t slot) {
+    return slot < map.count ? slot_get(slot) : NULL;
+}
+
+uint32_t dh_proc_slot_count(void) { return map.count; }
+
+bool dh_proc_is_system(const dh_heap_t *h) {
+    return h == __atomic_load_n(&sys_heap, __ATOMIC_RELAXED);
 }
 
 /* ---- start-up ----------------------------------------------------------------- */
@@ -211,6 +360,7 @@ void dh_proc_set_heap(dh_heap_t *h) {
     dh_self.fast = (dh_observe || h == NULL || dh_self.in_system)
                        ? (dh_heap_t *)&dh_empty_heap
                        : h;
+    if (h != NULL) h->tid = dh_os_tid();
 }
 
 void dh_proc_system_enter(void) {
@@ -226,8 +376,10 @@ void dh_proc_system_leave(void) {
 static void init_process(void) {
     dh_options_read(&options);
     dh_observe = options.stats || options.trace || options.stacks;
+    map_init();
     if (options.trace) dh_trace_open();
-    dh_proc_set_heap(slot_create(0));
+    dh_heap_t *h = slot_claim(0) ? slot_publish(0, slot_create(0)) : NULL;
+    dh_proc_set_heap(h);
     dh_self.path = 0;
     atomic_store_explicit(&init_state, 2, memory_order_release);
     dh_thread_init(); /* may allocate: the heap is ready by now */
@@ -242,61 +394,145 @@ dh_heap_t *dh_proc_heap_slow(void) {
     }
     while (atomic_load_explicit(&init_state, memory_order_acquire) != 2)
         __builtin_ia32_pause();
-    if (dh_self.heap == NULL && !dh_self.exited) {
+    if (dh_self.heap == NULL && !dh_self.exited && !dh_self.no_heap) {
         /* a thread we did not see created: no place in the tree */
         dh_self.unordered = true;
-        dh_proc_set_heap(shared_slot());
+        dh_heap_t *h = unordered_heap();
+        dh_self.no_heap = h == NULL;
+        dh_proc_set_heap(h);
     }
     return dh_self.heap;
 }
 
-/* The system heap; call with the lock held. */
+/* The system heap, created on first use.  Its slot is claimed like an
+ * unordered thread's; the lock serialises its use, not its creation. */
+static _Atomic int sys_state; /* 0 none, 1 being created, 2 ready, 3 none */
 static dh_heap_t *system_heap(void) {
-    if (sys_heap == NULL)
-        __atomic_store_n(&sys_heap, shared_slot_fresh(), __ATOMIC_RELAXED);
-    return sys_heap;
+    int st = atomic_load_explicit(&sys_state, memory_order_acquire);
+    if (st == 2) return sys_heap;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&sys_state, &expected, 1)) {
+        dh_heap_t *h = unordered_fresh();
+        __atomic_store_n(&sys_heap, h, __ATOMIC_RELEASE);
+        atomic_store_explicit(&sys_state, h ? 2 : 3, memory_order_release);
+        return h;
+    }
+    while ((st = atomic_load_explicit(&sys_state, memory_order_acquire)) == 1)
+        __builtin_ia32_pause();
+    return st == 2 ? sys_heap : NULL;
 }
 
 /* ---- the pointer API of the process heap ---------------------------------- */
 
 /* Does this call belong to the system heap?  (Inside a libc thread call,
- * past the thread's exit, or on one of the system heap's blocks.) */
+ * past the thread's exit, for a thread that could get no heap, or on one of
+ * the system heap's blocks.) */
 static bool system_call(dh_heap_t *owner) {
-    return dh_self.in_system || dh_self.exited ||
+    return dh_self.in_system || dh_self.exited || dh_self.no_heap ||
            (owner != NULL &&
             owner == __atomic_load_n(&sys_heap, __ATOMIC_RELAXED));
 }
 
+/* One call of the pointer API: the heap it runs on, and whether that is
+ * the system heap (whose lock is then held) or an observed thread heap. */
+typedef struct call {
+    dh_heap_t *h;
+    bool locked;
+    bool observed;
+} call_t;
+
+/* DETHEAP_REMOTE_FREE=owner: take back the blocks other threads returned
+ * to h (its own thread only). */
+static void inbox_drain(dh_heap_t *h);
+
 /* Start a call: the thread's heap, or the system heap under the lock.
- * Returns NULL (ENOMEM) if there is none. */
-static dh_heap_t *begin(bool sys, bool *locked) {
-    *locked = false;
-    if (!sys) {
+ * Returns false (ENOMEM) if there is none. */
+static bool call_begin(call_t *c, dh_heap_t *owner) {
+    c->locked = false;
+    c->h = NULL;
+    if (!system_call(owner)) {
         dh_heap_t *h = dh_self.heap ? dh_self.heap : dh_proc_heap_slow();
-        if (h != NULL || !dh_self.exited) {
-            if (h == NULL) errno = ENOMEM;
-            return h;
+        if (h != NULL) {
+            if (__atomic_load_n(&h->inbox, __ATOMIC_RELAXED) != NULL)
+                inbox_drain(h);
+            c->h = h;
+            c->observed = dh_observe;
+            return true;
+        }
+        if (!dh_self.exited && !dh_self.no_heap) {
+            errno = ENOMEM;
+            return false;
         }
     }
-    dh_proc_lock();
-    *locked = true;
-    dh_heap_t *h = system_heap();
-    if (h == NULL) {
-        dh_proc_unlock();
-        *locked = false;
+    dh_heap_t *sys = system_heap(); /* created outside the lock */
+    if (sys == NULL) {
         errno = ENOMEM;
+        return false;
     }
-    return h;
+    dh_proc_lock();
+    c->h = sys;
+    c->locked = true;
+    c->observed = false;
+    return true;
 }
 
-#define WITH_HEAP(h, owner, fail)                    \
-    bool in_sys = system_call(owner), locked;        \
-    dh_heap_t *h = begin(in_sys, &locked);           \
-    if (DH_UNLIKELY(h == NULL)) return fail;         \
-    bool observed = dh_observe && !locked
+static void call_end(const call_t *c) {
+    if (c->locked) dh_proc_unlock();
+}
 
-#define DONE_HEAP() \
-    if (locked) dh_proc_unlock()
+void *dh_proc_sys_malloc(size_t n) {
+    dh_heap_t *sys = system_heap();
+    if (sys == NULL) return NULL;
+    dh_proc_lock();
+    void *p = dh_heap_malloc(sys, n);
+    dh_proc_unlock();
+    return p;
+}
+
+void dh_proc_sys_free(void *p) {
+    if (p == NULL) return;
+    dh_heap_t *sys = __atomic_load_n(&sys_heap, __ATOMIC_ACQUIRE);
+    dh_proc_lock();
+    dh_heap_free_in(sys, (uintptr_t)p, "free");
+    dh_proc_unlock();
+}
+
+/* A thread heap that is out of room (its range is full) serves the call
+ * from the system heap instead of failing; said once, since from then on
+ * that thread's addresses depend on timing. */
+static _Atomic bool full_said;
+static void *overflow_alloc(call_t *c, void *(*fn)(dh_heap_t *, size_t,
+                                                   size_t),
+                            size_t a, size_t b) {
+    if (c->locked || errno != ENOMEM) return NULL;
+    dh_heap_t *sys = system_heap();
+    if (sys == NULL) return NULL;
+    if (!c->h->timing_dependent) {
+        c->h->timing_dependent = true;
+        char slot[16];
+        hex(slot, c->h->owner_slot);
+        const char *msg[] = {"detheap: thread heap ", slot,
+                             " is full; its thread allocates from the shared "
+                             "system heap from now on (its addresses then "
+                             "depend on timing)\n"};
+        say_once(&full_said, msg, 3);
+    }
+    dh_proc_lock();
+    void *p = fn(sys, a, b);
+    dh_proc_unlock();
+    return p;
+}
+
+static void *heap_malloc2(dh_heap_t *h, size_t n, size_t unused) {
+    (void)unused;
+    return dh_heap_malloc(h, n);
+}
+static void *heap_calloc2(dh_heap_t *h, size_t n, size_t size) {
+    return dh_heap_calloc(h, n, size);
+}
+static void *heap_aligned2(dh_heap_t *h, size_t align, size_t n) {
+    return dh_heap_aligned_alloc(h, align, n);
+}
 
 /* The thread's lean heap (dh_self.fast): it has a heap, nothing is
  * observed and it is not inside a libc thread call nor past its exit. */
@@ -307,18 +543,20 @@ DH_INLINE dh_heap_t *lean_heap(void) {
 
 /* Kept out of line, so that the lean path needs no stack frame. */
 static __attribute__((noinline)) void *proc_malloc_slow(size_t n) {
-    WITH_HEAP(h, NULL, NULL);
-    void *p = dh_heap_malloc(h, n);
-    if (observed) dh_observe_op(h, DH_OP_MALLOC, n, 0, 0, (uintptr_t)p);
-    DONE_HEAP();
+    call_t c;
+    if (!call_begin(&c, NULL)) return NULL;
+    void *p = dh_heap_malloc(c.h, n);
+    if (p == NULL) p = overflow_alloc(&c, heap_malloc2, n, 0);
+    if (c.observed) dh_observe_op(c.h, DH_OP_MALLOC, n, 0, 0, (uintptr_t)p);
+    call_end(&c);
     return p;
 }
 
 /* The override's malloc comes here when the class's main list is empty;
  * in a program whose threads free each other's blocks that is often
  * because the blocks at hand are on the foreign list.  Take one there, as
- * bin.c would (the inbox first, so only when it is empty), inline: in
- * such programs this pop is as hot as the override's own. */
+ * bin.c would (only when the inbox is empty: those come first), inline:
+ * in such programs this pop is as hot as the override's own. */
 DH_INLINE void *lean_class_alloc(dh_heap_t *h, size_t n) {
     int c = dh_class_of(n);
     if (c < 0) return NULL;
@@ -331,6 +569,7 @@ DH_INLINE void *lean_class_alloc(dh_heap_t *h, size_t n) {
         if (p == NULL || __atomic_load_n(&h->inbox, __ATOMIC_RELAXED) != NULL)
             return NULL;
         b->foreign = DH_LINK_READ(p);
+        h->foreign_bytes -= dh_class_sizes[c];
     }
     *p = NULL; /* no free-list link is left for the caller */
     dh_st_store(dh_state_at(h, (uintptr_t)p), b->live_state);
@@ -349,18 +588,25 @@ void *dh_proc_malloc(size_t n) {
 }
 
 void *dh_proc_calloc(size_t count, size_t size) {
-    WITH_HEAP(h, NULL, NULL);
-    void *p = dh_heap_calloc(h, count, size);
-    if (observed) dh_observe_op(h, DH_OP_CALLOC, count, size, 0, (uintptr_t)p);
-    DONE_HEAP();
+    call_t c;
+    if (!call_begin(&c, NULL)) return NULL;
+    void *p = dh_heap_calloc(c.h, count, size);
+    if (p == NULL) p = overflow_alloc(&c, heap_calloc2, count, size);
+    if (c.observed)
+        dh_observe_op(c.h, DH_OP_CALLOC, count, size, 0, (uintptr_t)p);
+    call_end(&c);
     return p;
 }
 
 void *dh_proc_aligned(size_t align, size_t n) {
-    WITH_HEAP(h, NULL, NULL);
-    void *p = dh_heap_aligned_alloc(h, align, n);
-    if (observed) dh_observe_op(h, DH_OP_ALIGNED, n, align, 0, (uintptr_t)p);
-    DONE_HEAP();
+    call_t c;
+    if (!call_begin(&c, NULL)) return NULL;
+    void *p = dh_heap_aligned_alloc(c.h, align, n);
+    if (p == NULL && errno == ENOMEM)
+        p = overflow_alloc(&c, heap_aligned2, align, n);
+    if (c.observed)
+        dh_observe_op(c.h, DH_OP_ALIGNED, n, align, 0, (uintptr_t)p);
+    call_end(&c);
     return p;
 }
 
@@ -395,13 +641,14 @@ static void remote_return(dh_heap_t *h, dh_heap_t *owner, uintptr_t p,
         dh_st_store(st, DH_ST_FREE_FOREIGN);
     }
     void *head = __atomic_load_n(&owner->inbox, __ATOMIC_RELAXED);
-    if (dh_st_is_live_class(s)) DH_BLOCK_FREE((void *)p, dh_class_sizes[s - 1]);
+    if (dh_st_is_live_class(s))
+        DH_BLOCK_FREE((void *)p, dh_class_sizes[s - DH_ST_LIVE]);
     do DH_LINK_WRITE((void *)p, head);
     while (!__atomic_compare_exchange_n(&owner->inbox, &head, (void *)p, true,
                                         __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 }
 
-void dh_inbox_drain(dh_heap_t *h) {
+static void inbox_drain(dh_heap_t *h) {
     void *list = __atomic_exchange_n(&h->inbox, NULL, __ATOMIC_ACQUIRE);
     while (list != NULL) {
         uintptr_t p = (uintptr_t)list;
@@ -423,13 +670,98 @@ void dh_inbox_drain(dh_heap_t *h) {
     }
 }
 
+/* ---- retiring: bounded memory for threads that free but do not reuse ----- */
+
+/* A thread keeps at most this many bytes of other ranges' free blocks for
+ * its own reuse (DETHEAP_REMOTE_FREE=keep); past that, a block it frees
+ * that lies in another thread heap's range is retired: marked, kept on no
+ * list, never handed out again.  When every block of a span is retired,
+ * the span's memory (and, for a span aligned to 64 KiB, its page of the
+ * state map) goes back to the OS; a retired large block's pages go back at
+ * once.  Which blocks are retired depends only on the freeing thread's own
+ * calls, and no heap ever reuses them, so every address and every content
+ * stays as deterministic as before: physical memory is bounded, the
+ * producing thread's address range keeps growing. */
+#define DH_FOREIGN_KEEP ((uint64_t)4 << 20)
+
+/* The span holding class block p of range `r`, and its span-map word. */
+static uintptr_t span_of(dh_heap_t *r, uintptr_t p, uint32_t **word) {
+    uintptr_t cell = (p - r->data_start) >> DH_SPAN_SHIFT;
+    for (int back = 0; back < 2 && cell >= (uintptr_t)back; back++) {
+        uint32_t *w = &r->span_map[cell - back];
+        uint32_t v = __atomic_load_n(w, __ATOMIC_RELAXED);
+        uintptr_t start = r->data_start + ((cell - back) << DH_SPAN_SHIFT) +
+                          ((uintptr_t)((v >> DH_SPAN_PAGE_SHIFT) &
+                                       (DH_SPAN_PAGES - 1))
+                           << DH_PAGE_SHIFT);
+        if ((v >> DH_SPAN_CLASS_SHIFT & 63) != 0 && start <= p) {
+            *word = w;
+            return start;
+        }
+    }
+    *word = NULL;
+    return 0;
+}
+
+static void retire_class(dh_heap_t *h, dh_heap_t *r, uintptr_t p,
+                         uint8_t *st, int c) {
+    size_t size = dh_class_sizes[c];
+    h->bins[c].frees++;
+    h->retired_blocks++;
+    h->retired_bytes += size;
+    DH_BLOCK_FREE((void *)p, size);
+    dh_st_store(st, (uint8_t)(DH_ST_RETIRED + c));
+    uint32_t *word;
+    uintptr_t span = span_of(r, p, &word);
+    if (word == NULL) return;
+    uint32_t old = __atomic_fetch_add(word, 1, __ATOMIC_ACQ_REL);
+    if ((old & DH_SPAN_COUNT_MASK) + 1 != DH_SPAN / size) return;
+    /* the last block of the span: nobody holds any of it now */
+    dh_os_decommit((void *)span, DH_SPAN);
+    if (((span - r->base) & (DH_SPAN - 1)) == 0)
+        dh_os_decommit(dh_state_at(r, span), DH_SPAN >> DH_GRANULE_SHIFT);
+    __atomic_fetch_or(word, DH_SPAN_DECOMMITTED, __ATOMIC_RELEASE);
+}
+
+static void retire_large(dh_heap_t *h, dh_heap_t *r, uintptr_t p) {
+    uint64_t bytes = dh_large_pages(r, p) << DH_PAGE_SHIFT;
+    DH_BLOCK_FREE((void *)p, bytes);
+    h->large_frees++;
+    h->large_live_count--;
+    h->large_live_bytes -= bytes;
+    h->live_bytes -= bytes;
+    h->retired_blocks++;
+    h->retired_bytes += bytes;
+    dh_os_decommit((void *)p, bytes);
+    dh_st_store(dh_state_at(r, p), DH_ST_RETIRED_LARGE);
+}
+
+/* Release the live block p (state byte s) of heap `owner` from thread heap
+ * h, in the mode in force: back to the owner (owner mode), kept on h's
+ * lists, or retired (keep mode, past what h keeps of other ranges). */
+DH_INLINE void release_block(dh_heap_t *h, dh_heap_t *owner, uintptr_t p,
+                             uint8_t s) {
+    if (DH_LIKELY(owner == h)) {
+        dh_heap_release(h, p, s);
+    } else if (options.remote_owner) {
+        remote_return(h, owner, p, s);
+    } else {
+        size_t size = dh_block_size(owner, p, s);
+        if (h->foreign_bytes + size <= DH_FOREIGN_KEEP)
+            dh_heap_release(h, p, s);
+        else if (dh_st_is_live_class(s))
+            retire_class(h, owner, p, dh_state_at(owner, p), s - DH_ST_LIVE);
+        else
+            retire_large(h, owner, p);
+    }
+}
+
 /* A free that the override's fast path did not take is most often a live
  * class block of another thread's heap (or one that came back to this
  * thread from its foreign list).  With a lean heap, that is validated as
  * the general path would (a process heap other than the system heap, a
- * granule of its carved data, a live class byte) and released at once:
- * onto this thread's lists, or its owner's inbox in owner mode.  Returns
- * false for everything else. */
+ * granule of its carved data, a live class byte) and released at once.
+ * Returns false for everything else. */
 DH_INLINE bool lean_class_free(dh_heap_t *h, uintptr_t p) {
     dh_heap_t *owner = dh_region_lookup(p);
     if (owner == NULL || !owner->process ||
@@ -437,10 +769,7 @@ DH_INLINE bool lean_class_free(dh_heap_t *h, uintptr_t p) {
         return false;
     uint8_t s = dh_live_state(owner, p);
     if (!dh_st_is_live_class(s)) return false;
-    if (options.remote_owner && owner != h)
-        remote_return(h, owner, p, s);
-    else
-        dh_fast_free(h, p, dh_state_at(owner, p), s - DH_ST_LIVE);
+    release_block(h, owner, p, s);
     return true;
 }
 
@@ -449,18 +778,20 @@ static __attribute__((noinline)) void proc_free_slow(uintptr_t p,
                                                      const char *call) {
     dh_heap_t *owner;
     uint8_t s = proc_live(p, &owner);
-    WITH_HEAP(h, owner, );
+    call_t c;
+    if (!call_begin(&c, owner)) return;
     if (s == 0) {
-        reject(h, owner, p, call);
+        reject(c.h, owner, p, call);
     } else {
-        if (observed)
-            dh_observe_op(h, DH_OP_FREE, dh_block_size(owner, p, s), 0, p, 0);
-        if (options.remote_owner && owner != h && !locked)
-            remote_return(h, owner, p, s);
+        if (c.observed)
+            dh_observe_op(c.h, DH_OP_FREE, dh_block_size(owner, p, s), 0, p,
+                          0);
+        if (c.locked)
+            dh_heap_release(c.h, p, s);
         else
-            dh_heap_release(h, p, s);
+            release_block(c.h, owner, p, s);
     }
-    DONE_HEAP();
+    call_end(&c);
 }
 
 void dh_proc_free(void *ptr, const char *call) {
@@ -475,21 +806,33 @@ void *dh_proc_realloc(void *ptr, size_t n, const char *call) {
     uintptr_t p = (uintptr_t)ptr;
     dh_heap_t *owner = NULL;
     uint8_t s = ptr ? proc_live(p, &owner) : 0;
-    WITH_HEAP(h, owner, NULL);
+    call_t c;
+    if (!call_begin(&c, owner)) return NULL;
     void *q = NULL;
     if (ptr == NULL) {
-        q = dh_heap_malloc(h, n);
+        q = dh_heap_malloc(c.h, n);
+        if (q == NULL) q = overflow_alloc(&c, heap_malloc2, n, 0);
     } else if (s == 0) {
-        reject(h, owner, p, call);
+        reject(c.h, owner, p, call);
         errno = EINVAL;
+    } else if (owner == c.h || c.locked) {
+        q = dh_realloc_block(c.h, p, s, n);
     } else {
-        /* the block may be another thread heap's: it is resized in place
-         * only in its own heap, else moved into this thread's */
-        q = dh_realloc_block(h, p, s, n);
+        /* another heap's block: moved into this thread's heap, and the old
+         * block released as free would release it */
+        size_t old = dh_block_size(owner, p, s);
+        if (n == 0) {
+            release_block(c.h, owner, p, s);
+        } else if (dh_st_is_live_class(s) && dh_class_of(n) == s - DH_ST_LIVE) {
+            q = ptr; /* the class still fits: it stays where it is */
+        } else if ((q = dh_heap_malloc(c.h, n)) != NULL) {
+            memcpy(q, ptr, old < n ? old : n);
+            release_block(c.h, owner, p, s);
+        }
     }
-    if (observed && (ptr == NULL || s != 0))
-        dh_observe_op(h, DH_OP_REALLOC, n, 0, p, (uintptr_t)q);
-    DONE_HEAP();
+    if (c.observed && (ptr == NULL || s != 0))
+        dh_observe_op(c.h, DH_OP_REALLOC, n, 0, p, (uintptr_t)q);
+    call_end(&c);
     return q;
 }
 
@@ -537,8 +880,8 @@ void dh_proc_stats(dh_stats_t *out) {
     memset(out, 0, sizeof *out);
     uint64_t peak = 0;
     for (uint32_t s = 0; s < DH_MAX_SLOTS; s++) {
-        dh_heap_t *h = atomic_load(&slot_heap[s]);
-        if (h == NULL || h == (dh_heap_t *)1) continue;
+        dh_heap_t *h = slot_get(s);
+        if (h == NULL) continue;
         dh_stats_t one;
         dh_heap_stats(h, &one, sizeof one);
         add_stats(out, &one);
@@ -564,6 +907,49 @@ void dh_proc_stats(dh_stats_t *out) {
     }
 }
 
+/* ---- checking every heap of the process -------------------------------------- */
+
+static void census_add(dh_census_t *sum, const dh_census_t *one) {
+    uint64_t *d = (uint64_t *)(void *)sum;
+    const uint64_t *a = (const uint64_t *)(const void *)one;
+    for (size_t i = 0; i < sizeof *sum / sizeof(uint64_t); i++) d[i] += a[i];
+}
+_Static_assert(sizeof(dh_census_t) % sizeof(uint64_t) == 0,
+               "census_add sums a census as an array of uint64_t");
+
+int dh_process_check(void) {
+    if (dh_self.heap == NULL && dh_proc_heap_slow() == NULL) return DH_CHECK_OK;
+    dh_census_t sum;
+    memset(&sum, 0, sizeof sum);
+    uint64_t carved[DH_NUM_CLASSES] = {0}, live[DH_NUM_CLASSES] = {0};
+    uint64_t large_live = 0;
+    dh_proc_lock(); /* no heap changes hands meanwhile */
+    int r = DH_CHECK_OK;
+    for (uint32_t s = 0; s < map.count && r == DH_CHECK_OK; s++) {
+        dh_heap_t *h = slot_get(s);
+        if (h == NULL) continue;
+        dh_census_t one;
+        r = dh_heap_check_part(h, &one);
+        census_add(&sum, &one);
+        for (int c = 0; c < DH_NUM_CLASSES; c++) {
+            carved[c] += h->bins[c].carved;
+            live[c] += h->bins[c].allocs - h->bins[c].frees;
+        }
+        large_live += h->large_live_count;
+    }
+    dh_proc_unlock();
+    if (r != DH_CHECK_OK) return r;
+    for (int c = 0; c < DH_NUM_CLASSES; c++) /* I3, I4 over the process */
+        if (sum.listed[c] != sum.free[c]) return DH_CHECK_I3;
+    for (int c = 0; c < DH_NUM_CLASSES; c++)
+        if (carved[c] != sum.live[c] + sum.free[c] + sum.retired[c] ||
+            live[c] != sum.live[c])
+            return DH_CHECK_I4;
+    if (sum.tree_nodes != sum.large_free) return DH_CHECK_I7;
+    if (large_live != sum.large_live) return DH_CHECK_I9;
+    return DH_CHECK_OK;
+}
+
 static uint64_t mix(uint64_t x) {
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdull;
@@ -578,8 +964,8 @@ static uint64_t mix(uint64_t x) {
 uint64_t dh_proc_fingerprint(void) {
     uint64_t fp = 0xcbf29ce484222325ull;
     for (uint32_t s = 0; s < DH_MAX_SLOTS; s++) {
-        dh_heap_t *h = atomic_load(&slot_heap[s]);
-        if (h == NULL || h == (dh_heap_t *)1 || h->ops == 0) continue;
+        dh_heap_t *h = slot_get(s);
+        if (h == NULL || h->ops == 0) continue;
         fp = mix(fp ^ mix(s + 1) ^ h->fingerprint);
     }
     return fp;

@@ -3,23 +3,26 @@
  * per thread, each in its own slot of the address range, and what the
  * malloc override needs from it.
  *
- * Slots.  Slot i is the range [base + i * reserve, base + (i + 1) * reserve)
- * (DETHEAP_BASE, DETHEAP_RESERVE).  A heap is created in a slot when a
- * thread first needs one, and the slot a thread gets is a pure function of
- * its place in the thread-creation tree:
- *
- *   slot 0                 the main thread (the first thread to allocate)
- *   slot k, 1..255         the k-th thread that slot 0's thread creates and
- *                          that needs a fresh heap
- *   256 + (s-1)*16 + j     the (j+1)-th such thread of slot s, s = 1..40,
- *                          j = 0..15
- *   896..1023              everything else, first come first served (these
- *                          threads' addresses may vary between runs)
+ * Slots.  Slot 0 is the main thread's range [base, base + reserve)
+ * (DETHEAP_BASE, DETHEAP_RESERVE); thread slot i >= 1 is the i-th range of
+ * DETHEAP_THREAD_RESERVE bytes (at least 4 GiB apart) above it, as many as
+ * fit below the top of the user address space (about 24 000 at the
+ * defaults).  A thread's slot is a pure function of its place in the
+ * creation tree, decided by its creator in the creator's program order:
+ * the k-th thread that a thread at depth d-1 with index i creates and that
+ * needs a fresh heap is at depth d with index i * W[d] + k - 1, if
+ * i < P[d] and k <= W[d] (the table in process.c, docs/DESIGN.md); the
+ * slots of each depth follow those of the depth above.  Every other thread
+ * is *unordered*: it gets a shared slot (or, when those run out, any slot
+ * no ordered thread has taken yet, from the top down), first come, first
+ * served, and says so in the statistics and the trace.
  *
  * A thread that has joined another thread hands the joined thread's heap on,
  * LIFO, to the next threads it creates, before any fresh slot is used; the
- * count of fresh children is kept with the heap, so a slot's children get
- * the same slots whoever holds the heap.
+ * heaps that the joined thread had joined travel with its heap, so the
+ * thread that next runs on that heap reuses them in turn.  The count of
+ * fresh children is kept with the heap, so a slot's children get the same
+ * slots whoever holds the heap.
  */
 #ifndef DH_PROCESS_H
 #define DH_PROCESS_H
@@ -27,11 +30,8 @@
 #include "internal.h"
 #include "options.h"
 
-#define DH_MAX_SLOTS 1024u
-#define DH_LEVEL1_SLOTS 256u       /* slots 1..255: children of slot 0 */
-#define DH_LEVEL2_PARENTS 40u      /* slots 1..40 have level-2 children */
-#define DH_LEVEL2_CHILDREN 16u
-#define DH_SHARED_SLOTS_START 896u /* first come, first served */
+#define DH_MAX_SLOTS 32768u  /* slot numbers (the 47-bit space at 4 GiB) */
+#define DH_NO_SLOT UINT32_MAX
 
 /* Operations, as counted in the fingerprint and written to the trace. */
 typedef enum dh_op {
@@ -60,7 +60,9 @@ typedef struct dh_thread {
     bool in_system;       /* inside pthread_create/join/detach: libc's own
                              allocations go to the system heap */
     bool unordered;       /* its slot came from the shared pool */
-    dh_heap_t *inherited; /* heaps of joined threads, LIFO via next_free */
+    bool no_heap;         /* no heap could be had for it (address space):
+                             it uses the system heap */
+    dh_heap_t *inherited; /* heaps of joined threads, LIFO via next */
 } dh_thread_t;
 
 DH_HIDDEN extern const dh_heap_t dh_empty_heap;
@@ -112,9 +114,23 @@ DH_HIDDEN void dh_trace_after_fork(void);
 
 /* Threads (thread.c): hand a heap on when its thread ends. */
 DH_HIDDEN void dh_thread_init(void);
+/* The heap for the next thread the calling thread creates (a joined
+ * thread's heap, else a fresh ordered slot, else an unordered one), or
+ * NULL when none can be had: the thread then runs on the system heap. */
 DH_HIDDEN dh_heap_t *dh_proc_acquire_child_heap(dh_thread_t *parent,
                                                 bool *unordered);
+/* Make h (and the heaps that travel with it) available to unordered
+ * threads: its thread was detached and has ended.  Takes the lock. */
 DH_HIDDEN void dh_proc_orphan(dh_heap_t *h);
+/* Allocation for the thread layer's own records: the system heap, never a
+ * thread's own heap (whose sequence of calls is the program's). */
+DH_HIDDEN void *dh_proc_sys_malloc(size_t n);
+DH_HIDDEN void dh_proc_sys_free(void *p);
+
+/* The heaps of the process, by slot (NULL: none there), for reports. */
+DH_HIDDEN dh_heap_t *dh_proc_heap_at(uint32_t slot);
+DH_HIDDEN uint32_t dh_proc_slot_count(void);
+DH_HIDDEN bool dh_proc_is_system(const dh_heap_t *h);
 
 /* Process-wide statistics: the sum over every heap of the process. */
 DH_HIDDEN void dh_proc_stats(dh_stats_t *out);

@@ -49,6 +49,22 @@ dh_heap_t *dh_region_lookup(uintptr_t p) {
     return h;
 }
 
+uintptr_t dh_region_mask(uintptr_t p) {
+    size_t idx = (size_t)(p >> DH_HEAP_ALIGN_SHIFT);
+    dh_heap_t *h = idx < DH_HEAP_MAP_SIZE
+                       ? atomic_load_explicit(&heap_map[idx],
+                                              memory_order_acquire)
+                       : NULL;
+    DH_ASSERT("I1", h != NULL);
+    return h ? h->mask : DH_HEAP_ALIGN - 1;
+}
+
+uint32_t *dh_span_word_any(uintptr_t p) {
+    dh_heap_t *h = dh_region_lookup(p);
+    DH_ASSERT("I2", h != NULL && dh_in_data(h, p));
+    return &h->span_map[(p - h->data_start) >> DH_SPAN_SHIFT];
+}
+
 static void map_set(uintptr_t base, uintptr_t mapped, dh_heap_t *h) {
     for (uintptr_t a = base; a - base < mapped; a += DH_HEAP_ALIGN) {
         size_t idx = (size_t)(a >> DH_HEAP_ALIGN_SHIFT);
@@ -77,6 +93,19 @@ static bool config_valid(const dh_config_t *cfg) {
     return true;
 }
 
+/* The span map: one word per span of the data, in the state bytes that
+ * would describe the header and the state map itself (never a block),
+ * right below the state bytes of the data so that both are committed as
+ * one run:
+ *
+ *   base+64K                                    state of data_start
+ *   | state of the header and the map (unused)  |span map| state of data..
+ */
+static uintptr_t span_map_bytes(const dh_heap_t *h) {
+    uintptr_t spans = (h->limit - h->data_start) >> DH_SPAN_SHIFT;
+    return round_up(spans * sizeof(uint32_t), dh_os_page_size());
+}
+
 /* Lay out the header, state map and data of a fresh range. */
 static void layout(dh_heap_t *h, uintptr_t base, uintptr_t size,
                    uintptr_t mapped, const dh_config_t *cfg) {
@@ -92,6 +121,7 @@ static void layout(dh_heap_t *h, uintptr_t base, uintptr_t size,
     h->top = h->high_water = h->commit_end = h->data_start;
     h->state_commit_end = (uintptr_t)dh_state_at(h, h->data_start);
     h->limit = base + size;
+    h->span_map = (uint32_t *)(h->state_commit_end - span_map_bytes(h));
     h->os_page = dh_os_page_size();
     h->data_state = dh_state_at(h, h->data_start);
     h->state_bias =
@@ -144,6 +174,11 @@ dh_heap_t *dh_region_create(const dh_config_t *cfg) {
     if (h->data_start + DH_SPAN > h->limit) { /* cannot hold one span */
         dh_os_release(p, mapped);
         errno = EINVAL;
+        return NULL;
+    }
+    if (!dh_os_commit(h->span_map, span_map_bytes(h))) {
+        dh_os_release(p, mapped);
+        errno = ENOMEM;
         return NULL;
     }
     map_set(base, mapped, h);

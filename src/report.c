@@ -39,6 +39,52 @@ static const char *const code_names[DH_ERR_COUNT] = {
     "none", "double_free", "not_a_block", "foreign", "misaligned",
     "wrong_heap"};
 
+/* What a heap's line says of its thread. */
+static const char *heap_kind(const dh_heap_t *h) {
+    if (dh_proc_is_system(h)) return "system";
+    return h->unordered ? "unordered" : "ordered";
+}
+
+/* One line per heap of the process: which thread ran on it (the last one,
+ * for a heap handed from thread to thread), how many calls it served, its
+ * fingerprint, and whether its addresses follow from the creation tree. */
+static void report_heaps_text(int fd) {
+    out(fd, "%-6s %-5s %-6s %-9s %-8s %-16s %12s %16s %s\n", "heap", "depth",
+        "index", "kind", "tid", "thread", "calls", "fingerprint", "retired");
+    for (uint32_t slot = 0; slot < dh_proc_slot_count(); slot++) {
+        const dh_heap_t *h = dh_proc_heap_at(slot);
+        if (h == NULL) continue;
+        out(fd,
+            "%-6" PRIu32 " %-5u %-6" PRIu32 " %-9s %-8" PRIu64
+            " %-16s %12" PRIu64 " %016" PRIx64 " %" PRIu64 " B%s\n",
+            slot, h->depth, h->index, heap_kind(h), h->tid,
+            h->thread_name[0] ? h->thread_name : "-", h->ops, h->fingerprint,
+            h->retired_bytes,
+            h->timing_dependent ? " (timing-dependent: its range ran out)"
+                                : "");
+    }
+}
+
+static void report_heaps_json(int fd) {
+    out(fd, ", \"heaps\": [");
+    bool first = true;
+    for (uint32_t slot = 0; slot < dh_proc_slot_count(); slot++) {
+        const dh_heap_t *h = dh_proc_heap_at(slot);
+        if (h == NULL) continue;
+        out(fd,
+            "%s{\"slot\": %" PRIu32 ", \"depth\": %u, \"index\": %" PRIu32
+            ", \"kind\": \"%s\", \"tid\": %" PRIu64
+            ", \"thread\": \"%s\", \"calls\": %" PRIu64
+            ", \"fingerprint\": \"%016" PRIx64 "\", \"retired_bytes\": %" PRIu64
+            ", \"timing_dependent\": %s}",
+            first ? "" : ", ", slot, h->depth, h->index, heap_kind(h), h->tid,
+            h->thread_name, h->ops, h->fingerprint, h->retired_bytes,
+            h->timing_dependent ? "true" : "false");
+        first = false;
+    }
+    out(fd, "]");
+}
+
 static void report_text(int fd, const dh_stats_t *s, uint64_t fp) {
     out(fd, "detheap: statistics of process %" PRIu64 "\n", dh_os_pid());
     out(fd, "%-7s %10s %12s %12s %10s %10s %10s %6s\n", "class", "size",
@@ -71,6 +117,7 @@ static void report_text(int fd, const dh_stats_t *s, uint64_t fp) {
         if (s->rejected_by_code[i])
             out(fd, ", %s %" PRIu64, code_names[i], s->rejected_by_code[i]);
     out(fd, "\nfingerprint: %016" PRIx64 "\n", fp);
+    report_heaps_text(fd);
 }
 
 static void report_json(int fd, const dh_stats_t *s, uint64_t fp) {
@@ -103,7 +150,9 @@ static void report_json(int fd, const dh_stats_t *s, uint64_t fp) {
     for (int i = 1; i < DH_ERR_COUNT; i++)
         out(fd, "%s\"%s\": %" PRIu64, i > 1 ? ", " : "", code_names[i],
             s->rejected_by_code[i]);
-    out(fd, "}, \"fingerprint\": \"%016" PRIx64 "\"}\n", fp);
+    out(fd, "}, \"fingerprint\": \"%016" PRIx64 "\"", fp);
+    report_heaps_json(fd);
+    out(fd, "}\n");
 }
 
 void dh_proc_report(int fd, bool json) {

@@ -1,6 +1,7 @@
 /*
- * thread.c - the only file that knows about threads.  It wraps
- * pthread_create so that the creating thread, in its own program order,
+ * thread.c - the only file that knows about threads.  Its dh_thread_*
+ * functions (thread.h) stand behind pthread_create & co, which only the
+ * shared (preload) library exports (override/pthread.c), so that the creating thread, in its own program order,
  * picks the new thread's heap (process.h: a joined thread's heap, else a
  * slot given by the new thread's place in the creation tree), and wraps
  * pthread_join/tryjoin/timedjoin/detach so that a finished thread's heap is
@@ -20,32 +21,78 @@
  * system heap (process.c), never to the calling thread's heap.  fork: the lock is taken around fork and
  * released (reset) in both processes; the child traces to its own file.
  */
-#include "process.h"
+#include "thread.h"
 
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <string.h>
 #include <time.h>
 
-/* One per thread created through pthread_create; lives in the creator's
- * heap until the thread is joined or detached and gone. */
+/* One per thread created through pthread_create; lives in the system heap
+ * (never in a thread's own heap, whose calls are the program's) until the
+ * thread is joined, or detached and gone. */
 typedef struct child {
     void *(*fn)(void *);
     void *arg;
-    dh_heap_t *heap;     /* the heap the thread runs on */
+    dh_heap_t *heap;     /* the heap the thread runs on (NULL: the system
+                            heap), then, once it ended, its heap with what
+                            travels with it */
+    dh_heap_t *pool;     /* heaps it starts with (travelled with `heap`) */
     uint64_t path;       /* its identity */
     bool unordered;      /* its slot came from the shared pool */
     bool detached;
-    bool exited;         /* its heaps are in `heap` (chained by next) */
+    bool exited;         /* it ended: `heap` waits for a join */
     bool claimed;        /* a join of it is under way */
+    bool tid_known;      /* tid is set, and the record is in its bucket */
     int rounds;          /* destructor rounds seen */
     pthread_t tid;
-    struct child *next;  /* in `children`, under the lock */
+    struct child *next;  /* in its bucket or in `unnamed`, under the lock */
 } child_t;
 
+/* Records of threads not yet joined or reaped, by pthread_t, under the
+ * lock; a join looks its record up before calling libc (claim).  Records
+ * whose pthread_t is not known yet wait in `unnamed`. */
+#define BUCKETS 1024u
+static child_t *buckets[BUCKETS];
+static child_t *unnamed;
 static pthread_key_t exit_key;
-static child_t *children; /* threads not yet joined or reaped */
+
+static unsigned bucket_of(pthread_t tid) {
+    uint64_t v = (uint64_t)tid;
+    v ^= v >> 29;
+    v *= 0xbf58476d1ce4e5b9ull;
+    return (unsigned)(v >> 40) & (BUCKETS - 1);
+}
+
+static void insert_unsafe(child_t **list, child_t *c) {
+    c->next = *list;
+    *list = c;
+}
+
+static void unlink_from_unsafe(child_t **list, child_t *c) {
+    for (child_t **pp = list; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            return;
+        }
+}
+
+static void unlink_unsafe(child_t *c) {
+    unlink_from_unsafe(c->tid_known ? &buckets[bucket_of(c->tid)] : &unnamed,
+                       c);
+}
+
+/* Give c its pthread_t (told by the thread itself or by its creator,
+ * whichever comes first), moving it to its bucket. */
+static void name_unsafe(child_t *c, pthread_t tid) {
+    if (c->tid_known) return;
+    unlink_from_unsafe(&unnamed, c);
+    c->tid = tid;
+    c->tid_known = true;
+    insert_unsafe(&buckets[bucket_of(tid)], c);
+}
 
 typedef int (*create_fn)(pthread_t *, const pthread_attr_t *,
                          void *(*)(void *), void *);
@@ -79,22 +126,6 @@ static uint64_t mix(uint64_t x) {
     return x;
 }
 
-/* Chain h's inheritance behind it, so one pointer carries them all. */
-static dh_heap_t *bundle(dh_heap_t *h, dh_heap_t *inherited) {
-    dh_heap_t *last = h;
-    while (last->next) last = last->next;
-    last->next = inherited;
-    return h;
-}
-
-static void unlink_child(child_t *c) {
-    for (child_t **pp = &children; *pp; pp = &(*pp)->next)
-        if (*pp == c) {
-            *pp = c->next;
-            return;
-        }
-}
-
 /* pthread key destructor: runs at thread exit, re-armed so that it runs in
  * the last round, after the thread's other destructors. */
 static void on_thread_exit(void *arg) {
@@ -106,8 +137,13 @@ static void on_thread_exit(void *arg) {
     }
 #endif
     dh_heap_t *h = dh_self.heap;
-    if (h != NULL && dh_proc_options()->trace) dh_trace_flush(h);
-    h = h ? bundle(h, dh_self.inherited) : dh_self.inherited;
+    if (h != NULL) {
+        if (dh_proc_options()->trace) dh_trace_flush(h);
+        dh_os_thread_name(h->thread_name);
+        h->pool = dh_self.inherited; /* they travel with h */
+    } else {
+        h = dh_self.inherited; /* no heap of its own: pass them on */
+    }
     dh_proc_set_heap(NULL);
     dh_self.inherited = NULL;
     dh_self.exited = true;
@@ -115,63 +151,74 @@ static void on_thread_exit(void *arg) {
     c->heap = h;
     c->exited = true;
     bool reap = c->detached;
+    if (reap) unlink_unsafe(c);
+    dh_proc_unlock();
     if (reap) {
         dh_proc_orphan(h);
-        unlink_child(c);
+        dh_proc_sys_free(c);
     }
-    dh_proc_unlock();
-    if (reap) dh_proc_free(c, "free");
 }
 
 static void *trampoline(void *arg) {
     child_t *c = arg;
-    dh_proc_set_heap(c->heap);
+    dh_proc_lock();
+    name_unsafe(c, pthread_self());
+    dh_heap_t *h = c->heap;
+    dh_self.inherited = c->pool;
+    c->heap = c->pool = NULL;
+    dh_proc_unlock();
     dh_self.path = c->path;
     dh_self.unordered = c->unordered;
-    c->heap = NULL;
-    if (dh_proc_options()->trace) dh_trace_thread(dh_self.heap);
+    dh_self.no_heap = h == NULL;
+    dh_proc_set_heap(h);
+    if (h != NULL && dh_proc_options()->trace) dh_trace_thread(h);
     pthread_setspecific(exit_key, c);
     return c->fn(c->arg);
 }
 
-__attribute__((visibility("default"))) int pthread_create(pthread_t *tid, const pthread_attr_t *attr,
-                   void *(*fn)(void *), void *arg) {
+int dh_thread_create(
+    pthread_t *tid, const pthread_attr_t *attr, void *(*fn)(void *),
+    void *arg) {
     resolve();
-    dh_heap_t *me = dh_self.heap ? dh_self.heap : dh_proc_heap_slow();
-    if (me == NULL) return EAGAIN;
-    child_t *c = dh_heap_malloc(me, sizeof *c);
+    if (dh_self.heap == NULL && !dh_self.exited && !dh_self.no_heap)
+        dh_proc_heap_slow();
+    child_t *c = dh_proc_sys_malloc(sizeof *c);
     if (c == NULL) return EAGAIN;
-    bool unordered;
-    dh_heap_t *h = dh_proc_acquire_child_heap(&dh_self, &unordered);
-    if (h == NULL) {
-        dh_heap_free(me, c);
-        return EAGAIN;
-    }
     int detach = PTHREAD_CREATE_JOINABLE;
     if (attr != NULL) pthread_attr_getdetachstate(attr, &detach);
+    bool unordered;
+    dh_heap_t *h = dh_proc_acquire_child_heap(&dh_self, &unordered);
     *c = (child_t){.fn = fn, .arg = arg, .heap = h,
+                   .pool = h ? h->pool : NULL,
                    .path = mix(dh_self.path * 31 + ++dh_self.children),
                    .unordered = unordered || dh_self.unordered,
                    .detached = detach == PTHREAD_CREATE_DETACHED};
+    if (h != NULL) h->pool = NULL;
     dh_proc_lock();
-    c->next = children;
-    children = c;
+    insert_unsafe(&unnamed, c);
     dh_proc_unlock();
     dh_proc_system_enter();
     int rc = real_create(tid, attr, trampoline, c);
     dh_proc_system_leave();
     if (rc != 0) {
         dh_proc_lock();
-        unlink_child(c);
+        unlink_unsafe(c);
         dh_proc_unlock();
-        h->next = dh_self.inherited; /* not used: first in line again */
-        dh_self.inherited = h;
-        dh_heap_free(me, c);
+        if (h != NULL) { /* not used: first in line again */
+            h->pool = c->pool;
+            h->next = dh_self.inherited;
+            dh_self.inherited = h;
+        }
+        dh_proc_sys_free(c);
         return rc;
     }
-    dh_proc_lock();
-    c->tid = *tid;
-    dh_proc_unlock();
+    /* A detached thread may have ended and freed c already: only a
+     * joinable thread's record (freed by its joiner) is touched here. */
+    if (detach != PTHREAD_CREATE_DETACHED) {
+        dh_proc_lock();
+        name_unsafe(c, *tid);
+        dh_proc_unlock();
+    }
     return 0;
 }
 
@@ -181,29 +228,33 @@ __attribute__((visibility("default"))) int pthread_create(pthread_t *tid, const 
  * record would then match too.  Records being joined are skipped. */
 static child_t *claim(pthread_t tid) {
     dh_proc_lock();
-    child_t *c = children;
+    child_t *c = buckets[bucket_of(tid)];
     while (c && (c->claimed || !pthread_equal(c->tid, tid))) c = c->next;
     if (c) c->claimed = true;
     dh_proc_unlock();
     return c;
 }
 
-/* After the join of c's thread: on success inherit its heaps, else let the
- * record be claimed again. */
+/* After the join of c's thread: on success inherit its heap (with the
+ * heaps that travel with it), else let the record be claimed again. */
 static void joined(child_t *c, int rc) {
     if (c == NULL) return;
     dh_proc_lock();
     if (rc == 0)
-        unlink_child(c);
+        unlink_unsafe(c);
     else
         c->claimed = false;
     dh_proc_unlock();
     if (rc != 0) return;
-    dh_self.inherited = bundle(c->heap, dh_self.inherited);
-    dh_proc_free(c, "free");
+    dh_heap_t *h = c->heap;
+    if (h != NULL && h->owner_slot != 0) {
+        h->next = dh_self.inherited;
+        dh_self.inherited = h;
+    }
+    dh_proc_sys_free(c);
 }
 
-__attribute__((visibility("default"))) int pthread_join(pthread_t tid, void **ret) {
+int dh_thread_join(pthread_t tid, void **ret) {
     resolve();
     child_t *c = claim(tid);
     dh_proc_system_enter();
@@ -213,7 +264,7 @@ __attribute__((visibility("default"))) int pthread_join(pthread_t tid, void **re
     return rc;
 }
 
-__attribute__((visibility("default"))) int pthread_tryjoin_np(pthread_t tid, void **ret) {
+int dh_thread_tryjoin(pthread_t tid, void **ret) {
     resolve();
     child_t *c = claim(tid);
     dh_proc_system_enter();
@@ -223,8 +274,8 @@ __attribute__((visibility("default"))) int pthread_tryjoin_np(pthread_t tid, voi
     return rc;
 }
 
-__attribute__((visibility("default"))) int pthread_timedjoin_np(pthread_t tid, void **ret,
-                         const struct timespec *abstime) {
+int dh_thread_timedjoin(pthread_t tid, void **ret,
+                        const struct timespec *abstime) {
     resolve();
     child_t *c = claim(tid);
     dh_proc_system_enter();
@@ -234,7 +285,7 @@ __attribute__((visibility("default"))) int pthread_timedjoin_np(pthread_t tid, v
     return rc;
 }
 
-__attribute__((visibility("default"))) int pthread_detach(pthread_t tid) {
+int dh_thread_detach(pthread_t tid) {
     resolve();
     child_t *c = claim(tid); /* before: see claim() */
     dh_proc_system_enter();
@@ -247,14 +298,14 @@ __attribute__((visibility("default"))) int pthread_detach(pthread_t tid) {
         if (rc == 0) {
             c->detached = true;
             reap = c->exited;
-            if (reap) {
-                dh_proc_orphan(c->heap);
-                unlink_child(c);
-            }
+            if (reap) unlink_unsafe(c);
         }
     }
     dh_proc_unlock();
-    if (reap) dh_proc_free(c, "free");
+    if (reap) {
+        dh_proc_orphan(c->heap);
+        dh_proc_sys_free(c);
+    }
     return rc;
 }
 
@@ -262,7 +313,9 @@ static void before_fork(void) { dh_proc_lock(); }
 static void after_fork_parent(void) { dh_proc_unlock(); }
 static void after_fork_child(void) {
     dh_proc_lock_reset();
-    children = NULL; /* those threads do not exist here */
+    /* those threads do not exist here */
+    memset(buckets, 0, sizeof buckets);
+    unnamed = NULL;
     if (dh_proc_options()->trace) dh_trace_after_fork();
 }
 

@@ -26,8 +26,9 @@
  * Anything unusual - an empty free list, a large size, a block of another
  * thread's heap, a bad pointer - takes the same exit. */
 /* An empty free list: carve the class's next block, as bin.c would, but
- * only when the inbox and the foreign list, which bin.c takes first, are
- * empty and the current span has room; anything else goes the long way.
+ * only when the foreign list, which bin.c takes first, is empty, the
+ * current span has room and no block waits in the inbox (owner mode: the
+ * process layer takes those first); anything else goes the long way.
  * The span may lie in another thread heap's range (made from a large block
  * freed here), so its state byte is found the general way.  Out of line, so
  * that the pop path below keeps its registers. */

@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define OV_OUT_MAX 65536
+#define OV_OUT_MAX 262144
 
 typedef struct ov_result {
     bool timed_out;

@@ -131,7 +131,12 @@ static void bad_option(const char *setting, const char *why) {
 
 static void test_malformed_options(void **state) {
     (void)state;
-    bad_option("DETHEAP_BASE=0x123", "not a multiple of 4 GiB");
+    bad_option("DETHEAP_BASE=0x123",
+               "not a multiple of DETHEAP_RESERVE (0x1000000000); using the "
+               "default");
+    bad_option("DETHEAP_BASE=0x300000000",
+               "not a multiple of DETHEAP_RESERVE (0x1000000000); using the "
+               "default");
     bad_option("DETHEAP_BASE=banana", "not a number");
     bad_option("DETHEAP_BASE=0x900000000000", "beyond the user address space");
     bad_option("DETHEAP_RESERVE=1k", "must be between 64M and 16T");

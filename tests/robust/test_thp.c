@@ -144,7 +144,11 @@ static void test_advice_changes_no_offset(void **state) {
     atomic_store(&auto_release, 1);
     assert_int_equal(pthread_join(t1, &calls), 0);
     assert_int_equal((uintptr_t)calls, 2);
-    off_run.h = dh_heap_create(NULL);
+    /* the threads ran on thread heaps, whose range is the size of
+     * DETHEAP_THREAD_RESERVE's default: the same layout of offsets */
+    dh_config_t cfg = DH_CONFIG_INIT;
+    cfg.reserve = (uint64_t)4 << 30;
+    off_run.h = dh_heap_create(&cfg);
     assert_non_null(off_run.h);
     assert_int_equal(workload(&off_run), 0); /* off: no advice at all */
     dh_heap_destroy(off_run.h);
