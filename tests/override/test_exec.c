@@ -166,6 +166,29 @@ static void fork_run(const char *stats) {
     assert_string_equal(r.out, "forks 40 failed 0\n");
 }
 
+/* DETHEAP_BASE is checked against DETHEAP_RESERVE: a base that is not a
+ * multiple of the main heap's (larger than 4 GiB) reserve is named with the
+ * rule and the default used; a reserve below 4 GiB is accepted, and the
+ * thread heaps then still go to their fixed places, so nothing is said. */
+static void test_base_reserve_rule(void **state) {
+    (void)state;
+    char *argv[] = {OV_HELPER, "first", NULL};
+    run(argv, 30, "DETHEAP_BASE=0x200100000000", "DETHEAP_RESERVE=1T", NULL);
+    assert_exit_0();
+    assert_string_equal(r.err,
+                        "detheap: ignoring DETHEAP_BASE=0x200100000000: not a "
+                        "multiple of DETHEAP_RESERVE (0x10000000000); using "
+                        "the default\n");
+    assert_first_in(DEFAULT_BASE, (uint64_t)1 << 40);
+    char *threads[] = {OV_HELPER, "fork", "2", NULL};
+    run(threads, 60, "DETHEAP_RESERVE=1G", NULL);
+    assert_exit_0();
+    assert_string_equal(r.err, "");
+    run(threads, 60, "DETHEAP_THREAD_RESERVE=1G", NULL);
+    assert_exit_0();
+    assert_string_equal(r.err, "");
+}
+
 static void test_fork(void **state) {
     (void)state;
     fork_run(NULL);
@@ -209,6 +232,7 @@ int main(void) {
         cmocka_unit_test(test_base_option),
         cmocka_unit_test(test_malformed_options),
         cmocka_unit_test(test_malformed_policy_keeps_abort),
+        cmocka_unit_test(test_base_reserve_rule),
         cmocka_unit_test(test_fork),
         cmocka_unit_test(test_fork_stats),
         cmocka_unit_test(test_lean_paths_match_general),
