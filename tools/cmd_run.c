@@ -94,6 +94,52 @@ static uint64_t jnum(const char *s, const char *end, const char *key) {
     return 0;
 }
 
+/* The string value of key in [s, end), copied into out (at most cap - 1
+ * bytes), or "" if it is not there. */
+static void jstr(const char *s, const char *end, const char *key, char *out,
+                 size_t cap) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": \"", key);
+    size_t pl = strlen(pat), n = 0;
+    out[0] = 0;
+    for (const char *p = s; p + pl <= end; p++)
+        if (memcmp(p, pat, pl) == 0) {
+            for (p += pl; p < end && *p != '"' && n + 1 < cap; p++)
+                out[n++] = *p;
+            out[n] = 0;
+            return;
+        }
+}
+
+/* The "heaps" array of a report: one line per heap of the process, as
+ * DETHEAP_STATS=1 prints them. */
+static void print_heaps(FILE *out, const char *json) {
+    const char *p = strstr(json, "\"heaps\": [");
+    if (p == NULL) return;
+    fprintf(out, "%-6s %-5s %-6s %-9s %-8s %-16s %12s %16s %s\n", "heap",
+            "depth", "index", "kind", "tid", "thread", "calls", "fingerprint",
+            "retired");
+    while ((p = strchr(p, '{')) != NULL) {
+        const char *e = strchr(p, '}');
+        if (e == NULL) break;
+        char kind[16], name[32], fp[24];
+        jstr(p, e, "kind", kind, sizeof kind);
+        jstr(p, e, "thread", name, sizeof name);
+        jstr(p, e, "fingerprint", fp, sizeof fp);
+        fprintf(out,
+                "%-6" PRIu64 " %-5" PRIu64 " %-6" PRIu64 " %-9s %-8" PRIu64
+                " %-16s %12" PRIu64 " %16s %" PRIu64 " B%s\n",
+                jnum(p, e, "slot"), jnum(p, e, "depth"), jnum(p, e, "index"),
+                kind, jnum(p, e, "tid"), name[0] ? name : "-",
+                jnum(p, e, "calls"), fp, jnum(p, e, "retired_bytes"),
+                strstr(p, "\"timing_dependent\": true") &&
+                        strstr(p, "\"timing_dependent\": true") < e
+                    ? " (timing-dependent: its range ran out)"
+                    : "");
+        p = e + 1;
+    }
+}
+
 static int model_visit(const dh_trace_rec_t *r, void *user) {
     return dh_model_apply(user, r) ? 0 : 1;
 }
@@ -171,6 +217,7 @@ static void print_table(FILE *out, const char *json, const dh_model_t *m,
     fprintf(out, "fingerprint: %.16s\n", fp ? fp + 16 : "?");
     if (!have_model)
         fprintf(out, "(peak and waste need the trace; not available)\n");
+    print_heaps(out, json);
 }
 
 /* The trace file of process pid: the user's template or ours. */

@@ -60,6 +60,9 @@ run_stats)
   has "^total: [0-9]* allocations"
   has "^rejected frees: 0"
   has "^fingerprint: [0-9a-f]\{16\}$"
+  # one line per heap: the main thread's heap is slot 0, ordered
+  has "^heap *depth *index *kind *tid *thread *calls *fingerprint *retired"
+  has "^0 *0 *0 *ordered *[0-9][0-9]* "
   # the table's allocation count is the library's
   n=$(jq .alloc_count "$work/s.json")
   has "^total: $n allocations"
