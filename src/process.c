@@ -119,7 +119,9 @@ static void map_init(void) {
                                                           : DH_HEAP_ALIGN;
     map.stride = options.thread_reserve > DH_HEAP_ALIGN ? options.thread_reserve
                                                         : DH_HEAP_ALIGN;
-    uintptr_t top = (uintptr_t)1 << DH_ADDRESS_BITS;
+    /* the top 8 TiB stay the OS's (its mmap area: libraries, thread
+     * stacks, files), so that no slot is usually taken there */
+    uintptr_t top = ((uintptr_t)1 << DH_ADDRESS_BITS) - ((uintptr_t)8 << 40);
     uint64_t count = DH_MAX_SLOTS;
     if (options.base != 0) {
         map.thread_start = align_up(options.base + main_span, map.stride);
@@ -214,6 +216,13 @@ static dh_heap_t *slot_create(uint32_t slot) {
             say_once(&taken_said, msg, 5);
         }
     }
+    /* A thread heap is made readable and writable whole, at once: its
+     * commits then split no mapping, so that each heap costs the process
+     * one or two of its mappings (vm.max_map_count, 65 530 by default, is
+     * what limits thousands of threads), and neighbouring heaps merge.
+     * Pages are still backed only when touched; if the OS refuses (strict
+     * overcommit), the heap commits step by step as before. */
+    if (slot != 0) dh_os_commit((void *)h->base, h->mapped);
     dh_region_set_thp(h, options.thp);
     h->owner_slot = slot;
     h->process = true;
