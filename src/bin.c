@@ -45,12 +45,8 @@ void *dh_bin_alloc_slow(dh_heap_t *h, int c) {
         /* the span's class, for the blocks other threads retire from it
          * (per-thread heaps only: a private heap has no other thread) */
         if (h->process)
-            __atomic_store_n(dh_span_word(h, span),
-                         (uint32_t)(c + 1) << DH_SPAN_CLASS_SHIFT |
-                             (uint32_t)((span >> DH_PAGE_SHIFT) &
-                                        (DH_SPAN_PAGES - 1))
-                                 << DH_SPAN_PAGE_SHIFT,
-                         __ATOMIC_RELAXED);
+            __atomic_store_n(dh_span_word(h, span), dh_span_word_make(c, span),
+                             __ATOMIC_RELAXED);
     }
     uintptr_t p = b->carve;
     b->carve += size;

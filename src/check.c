@@ -84,14 +84,13 @@ static uintptr_t walk_large(walker_t *w, uintptr_t p, bool *prev_free,
  * were retired and its memory given back (its state bytes may read zero):
  * that class, else -1. */
 static int decommitted_class(const dh_heap_t *h, uintptr_t p) {
-    uint32_t v = __atomic_load_n(&h->span_map[(p - h->data_start) >>
-                                              DH_SPAN_SHIFT],
+    uintptr_t off = (p - h->data_start) & ~(DH_SPAN - 1);
+    uint32_t v = __atomic_load_n(&h->span_map[off >> DH_SPAN_SHIFT],
                                  __ATOMIC_ACQUIRE);
-    uintptr_t page = (p >> DH_PAGE_SHIFT) & (DH_SPAN_PAGES - 1);
     if (!(v & DH_SPAN_DECOMMITTED) ||
-        ((v >> DH_SPAN_PAGE_SHIFT) & (DH_SPAN_PAGES - 1)) != page)
+        dh_span_word_start(v, h->data_start + off) != p)
         return -1;
-    return (int)((v >> DH_SPAN_CLASS_SHIFT) & 63) - 1;
+    return dh_span_word_class(v);
 }
 
 /* A span at p of the class named by its first block. */

@@ -146,6 +146,22 @@ DH_INLINE bool dh_st_is_tag(uint8_t s) { return (s & DH_ST_TAG) != 0; }
 #define DH_SPAN_PAGE_SHIFT 24          /* 4 bits: its first page in the cell */
 #define DH_SPAN_DECOMMITTED (1u << 31) /* all retired, memory given back */
 
+/* The word for a span of class c starting at address span (count 0). */
+DH_INLINE uint32_t dh_span_word_make(int c, uintptr_t span) {
+    return (uint32_t)(c + 1) << DH_SPAN_CLASS_SHIFT |
+           (uint32_t)((span >> DH_PAGE_SHIFT) & (DH_SPAN_PAGES - 1))
+               << DH_SPAN_PAGE_SHIFT;
+}
+/* The class of the span a word describes, or -1 if none begins there. */
+DH_INLINE int dh_span_word_class(uint32_t v) {
+    return (int)((v >> DH_SPAN_CLASS_SHIFT) & 63) - 1;
+}
+/* Where that span begins, given the start of the word's 64 KiB cell. */
+DH_INLINE uintptr_t dh_span_word_start(uint32_t v, uintptr_t cell) {
+    return cell + ((uintptr_t)((v >> DH_SPAN_PAGE_SHIFT) & (DH_SPAN_PAGES - 1))
+                   << DH_PAGE_SHIFT);
+}
+
 /* State bytes are read and written with relaxed atomic accesses (plain
  * moves on x86): with per-thread heaps, a thread may read a neighbour's
  * state byte while the thread holding that block writes it. */

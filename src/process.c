@@ -369,7 +369,6 @@ void dh_proc_set_heap(dh_heap_t *h) {
     dh_self.fast = (dh_observe || h == NULL || dh_self.in_system)
                        ? (dh_heap_t *)&dh_empty_heap
                        : h;
-    if (h != NULL) h->tid = dh_os_tid();
 }
 
 void dh_proc_system_enter(void) {
@@ -389,6 +388,7 @@ static void init_process(void) {
     if (options.trace) dh_trace_open();
     dh_heap_t *h = slot_claim(0) ? slot_publish(0, slot_create(0)) : NULL;
     dh_proc_set_heap(h);
+    if (h != NULL) h->tid = dh_os_tid();
     dh_self.path = 0;
     atomic_store_explicit(&init_state, 2, memory_order_release);
     dh_thread_init(); /* may allocate: the heap is ready by now */
@@ -409,6 +409,7 @@ dh_heap_t *dh_proc_heap_slow(void) {
         dh_heap_t *h = unordered_heap();
         dh_self.no_heap = h == NULL;
         dh_proc_set_heap(h);
+        if (h != NULL) h->tid = dh_os_tid();
     }
     return dh_self.heap;
 }
@@ -699,11 +700,9 @@ static uintptr_t span_of(dh_heap_t *r, uintptr_t p, uint32_t **word) {
     for (int back = 0; back < 2 && cell >= (uintptr_t)back; back++) {
         uint32_t *w = &r->span_map[cell - back];
         uint32_t v = __atomic_load_n(w, __ATOMIC_RELAXED);
-        uintptr_t start = r->data_start + ((cell - back) << DH_SPAN_SHIFT) +
-                          ((uintptr_t)((v >> DH_SPAN_PAGE_SHIFT) &
-                                       (DH_SPAN_PAGES - 1))
-                           << DH_PAGE_SHIFT);
-        if ((v >> DH_SPAN_CLASS_SHIFT & 63) != 0 && start <= p) {
+        uintptr_t start = dh_span_word_start(
+            v, r->data_start + ((cell - back) << DH_SPAN_SHIFT));
+        if (dh_span_word_class(v) >= 0 && start <= p) {
             *word = w;
             return start;
         }

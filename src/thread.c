@@ -171,6 +171,7 @@ static void *trampoline(void *arg) {
     dh_self.unordered = c->unordered;
     dh_self.no_heap = h == NULL;
     dh_proc_set_heap(h);
+    if (h != NULL) h->tid = dh_os_tid();
     if (h != NULL && dh_proc_options()->trace) dh_trace_thread(h);
     pthread_setspecific(exit_key, c);
     return c->fn(c->arg);
@@ -246,9 +247,11 @@ static void joined(child_t *c, int rc) {
         c->claimed = false;
     dh_proc_unlock();
     if (rc != 0) return;
-    dh_heap_t *h = c->heap;
-    if (h != NULL && h->owner_slot != 0) {
-        h->next = dh_self.inherited;
+    dh_heap_t *h = c->heap; /* its heap, or (it had none) what it inherited */
+    if (h != NULL) {
+        dh_heap_t *last = h;
+        while (last->next) last = last->next;
+        last->next = dh_self.inherited;
         dh_self.inherited = h;
     }
     dh_proc_sys_free(c);
