@@ -19,9 +19,12 @@
 #ifndef DH_ANNOTATE_H
 #define DH_ANNOTATE_H
 
+/* DH_UNDER_VALGRIND: the valgrind build's test for running under it (0
+ * elsewhere). */
 #if defined(DETHEAP_VALGRIND)
 #include <valgrind/memcheck.h>
 #define DH_ANNOTATING 1
+#define DH_UNDER_VALGRIND RUNNING_ON_VALGRIND
 #define DH_BLOCK_ALLOC(p, n) VALGRIND_MALLOCLIKE_BLOCK((p), (n), 0, 0)
 #define DH_BLOCK_FREE(p, n) VALGRIND_FREELIKE_BLOCK((p), 0)
 #define DH_MEM_ACCESS(p, n) VALGRIND_MAKE_MEM_DEFINED((p), (n))
@@ -39,6 +42,9 @@
 #define DH_BLOCK_FREE(p, n) ((void)(p), (void)(n))
 #define DH_MEM_ACCESS(p, n) ((void)(p), (void)(n))
 #define DH_MEM_NOACCESS(p, n) ((void)(p), (void)(n))
+#endif
+#ifndef DH_UNDER_VALGRIND
+#define DH_UNDER_VALGRIND 0
 #endif
 
 /* Pop the first link of a free list whose head is p: returns the next. */

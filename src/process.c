@@ -221,8 +221,10 @@ static dh_heap_t *slot_create(uint32_t slot) {
      * one or two of its mappings (vm.max_map_count, 65 530 by default, is
      * what limits thousands of threads), and neighbouring heaps merge.
      * Pages are still backed only when touched; if the OS refuses (strict
-     * overcommit), the heap commits step by step as before. */
-    if (slot != 0) dh_os_commit((void *)h->base, h->mapped);
+     * overcommit), the heap commits step by step as before.  Not under
+     * valgrind, whose memcheck would shadow every byte of the range. */
+    if (slot != 0 && !DH_UNDER_VALGRIND)
+        dh_os_commit((void *)h->base, h->mapped);
     dh_region_set_thp(h, options.thp);
     h->owner_slot = slot;
     h->process = true;
@@ -390,8 +392,8 @@ static void init_process(void) {
     dh_proc_set_heap(h);
     if (h != NULL) h->tid = dh_os_tid();
     dh_self.path = 0;
+    dh_thread_init(); /* may allocate: this thread's heap is ready */
     atomic_store_explicit(&init_state, 2, memory_order_release);
-    dh_thread_init(); /* may allocate: the heap is ready by now */
 }
 
 dh_heap_t *dh_proc_heap_slow(void) {
@@ -410,6 +412,7 @@ dh_heap_t *dh_proc_heap_slow(void) {
         dh_self.no_heap = h == NULL;
         dh_proc_set_heap(h);
         if (h != NULL) h->tid = dh_os_tid();
+        dh_thread_adopt(); /* its heap is handed on when it ends */
     }
     return dh_self.heap;
 }

@@ -114,6 +114,10 @@ DH_HIDDEN void dh_trace_after_fork(void);
 
 /* Threads (thread.c): hand a heap on when its thread ends. */
 DH_HIDDEN void dh_thread_init(void);
+/* The calling thread was not created through dh_thread_create (a static
+ * link, or a thread libc made): hand its heap to the orphan list when it
+ * ends, as a detached thread's. */
+DH_HIDDEN void dh_thread_adopt(void);
 /* The heap for the next thread the calling thread creates (a joined
  * thread's heap, else a fresh ordered slot, else an unordered one), or
  * NULL when none can be had: the thread then runs on the system heap. */

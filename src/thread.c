@@ -126,16 +126,9 @@ static uint64_t mix(uint64_t x) {
     return x;
 }
 
-/* pthread key destructor: runs at thread exit, re-armed so that it runs in
- * the last round, after the thread's other destructors. */
-static void on_thread_exit(void *arg) {
-    child_t *c = arg;
-#ifndef __SANITIZE_THREAD__ /* TSan finishes the thread in its last round */
-    if (++c->rounds < PTHREAD_DESTRUCTOR_ITERATIONS) {
-        pthread_setspecific(exit_key, c);
-        return;
-    }
-#endif
+/* The calling thread leaves its heap: returns that heap, with the heaps
+ * it inherited travelling with it (or, with no heap of its own, those). */
+static dh_heap_t *leave_heap(void) {
     dh_heap_t *h = dh_self.heap;
     if (h != NULL) {
         if (dh_proc_options()->trace) dh_trace_flush(h);
@@ -147,6 +140,20 @@ static void on_thread_exit(void *arg) {
     dh_proc_set_heap(NULL);
     dh_self.inherited = NULL;
     dh_self.exited = true;
+    return h;
+}
+
+/* pthread key destructor: runs at thread exit, re-armed so that it runs in
+ * the last round, after the thread's other destructors. */
+static void on_thread_exit(void *arg) {
+    child_t *c = arg;
+#ifndef __SANITIZE_THREAD__ /* TSan finishes the thread in its last round */
+    if (++c->rounds < PTHREAD_DESTRUCTOR_ITERATIONS) {
+        pthread_setspecific(exit_key, c);
+        return;
+    }
+#endif
+    dh_heap_t *h = leave_heap();
     dh_proc_lock();
     c->heap = h;
     c->exited = true;
@@ -158,6 +165,24 @@ static void on_thread_exit(void *arg) {
         dh_proc_sys_free(c);
     }
 }
+
+/* The same for an adopted thread (dh_thread_adopt), which has no record:
+ * the key's value counts the rounds. */
+static pthread_key_t adopt_key;
+static void on_adopted_exit(void *arg) {
+#ifndef __SANITIZE_THREAD__
+    uintptr_t round = (uintptr_t)arg;
+    if (round < PTHREAD_DESTRUCTOR_ITERATIONS) {
+        pthread_setspecific(adopt_key, (void *)(round + 1));
+        return;
+    }
+#else
+    (void)arg;
+#endif
+    dh_proc_orphan(leave_heap());
+}
+
+void dh_thread_adopt(void) { pthread_setspecific(adopt_key, (void *)1); }
 
 static void *trampoline(void *arg) {
     child_t *c = arg;
@@ -324,5 +349,6 @@ static void after_fork_child(void) {
 
 void dh_thread_init(void) {
     pthread_key_create(&exit_key, on_thread_exit);
+    pthread_key_create(&adopt_key, on_adopted_exit);
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
