@@ -3,9 +3,11 @@
 # each needs on a fresh Debian machine (scripts/deps.sh).
 #
 #   make              build everything into build/
-#   make test         unit, conformance and integration tests, then the
-#                     same suite under ASan+UBSan (build-asan/) and the
-#                     threaded tests under TSan (build-tsan/)
+#   make test         unit, conformance and integration tests (the preload
+#                     tests' memcheck variants included), then the same
+#                     suite under ASan+UBSan (build-asan/) and the threaded
+#                     tests under TSan (build-tsan/)
+#   make test-memcheck  only the memcheck variants of the preload tests
 #   make demo         build and run the determinism demonstration
 #   make bench        run the benchmarks, write docs/BENCHMARKS.md
 #   make fuzz         run each fuzzer for FUZZ_SECONDS (default 60)
@@ -18,7 +20,8 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD_TYPE ?= RelWithDebInfo
 CMAKE_FLAGS ?=
 
-.PHONY: all build test test-plain test-asan test-tsan demo bench fuzz \
+.PHONY: all build test test-plain test-asan test-tsan test-memcheck demo \
+        bench fuzz \
         check-programs install clean deps-build deps-test
 
 all: build
@@ -39,17 +42,24 @@ build: deps-build
 
 test: deps-test test-plain test-asan test-tsan
 
+# --no-tests=error: a label that matches no test is a failure, not a pass.
+CTEST = ctest --output-on-failure --no-tests=error -j $(JOBS)
+
 test-plain: deps-test
 	$(call cmake_build,$(BUILD),-DCMAKE_BUILD_TYPE=$(BUILD_TYPE))
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD) && $(CTEST)
 
 test-asan: deps-test
 	$(call cmake_build,build-asan,-DDETHEAP_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug)
-	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -LE no-asan
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 $(CTEST) -LE no-asan
 
 test-tsan: deps-test
 	$(call cmake_build,build-tsan,-DDETHEAP_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug)
-	cd build-tsan && ctest --output-on-failure -j $(JOBS) -L threads
+	cd build-tsan && $(CTEST) -L threads
+
+test-memcheck: deps-test
+	$(call cmake_build,$(BUILD),-DCMAKE_BUILD_TYPE=$(BUILD_TYPE))
+	cd $(BUILD) && $(CTEST) -L memcheck
 
 demo: build
 	@scripts/deps.sh demo

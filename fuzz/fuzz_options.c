@@ -12,7 +12,7 @@
  *
  *         K, M, G, T are powers of 1024; a value that does not fit in
  *         64 bits (before or after the suffix) is rejected.
- *   odd   the rest is split at '\n' into values for the eight options (a
+ *   odd   the rest is split at '\n' into values for the ten options (a
  *         0xff first byte leaves that option unset), set with setenv;
  *         dh_options_read must not crash, every field must be what the
  *         option table in docs/OPTIONS.md says, and exactly the malformed
@@ -121,21 +121,21 @@ static void fuzz_parse(const uint8_t *data, size_t size) {
 /* ---- dh_options_read ----------------------------------------------------- */
 
 enum { OPT_BASE, OPT_RESERVE, OPT_ON_ERROR, OPT_STATS, OPT_TRACE, OPT_STACKS,
-       OPT_STATS_FILE, OPT_REMOTE, OPT_THP, NOPT };
+       OPT_STATS_FILE, OPT_REMOTE, OPT_THP, OPT_THREAD_RESERVE, NOPT };
 static const char *const opt_names[NOPT] = {
     "DETHEAP_BASE", "DETHEAP_RESERVE", "DETHEAP_ON_ERROR", "DETHEAP_STATS",
     "DETHEAP_TRACE", "DETHEAP_STACKS", "DETHEAP_STATS_FILE",
-    "DETHEAP_REMOTE_FREE", "DETHEAP_THP"};
+    "DETHEAP_REMOTE_FREE", "DETHEAP_THP", "DETHEAP_THREAD_RESERVE"};
 
+/* docs/OPTIONS.md: a switch is exactly "1" or "0" */
 static bool ref_bool(const char *v, bool *out) {
-    static const char *const yes[] = {"1", "yes", "on", "true"};
-    static const char *const no[] = {"0", "no", "off", "false"};
-    for (int i = 0; i < 4; i++) {
-        if (strcmp(v, yes[i]) == 0) return *out = true, true;
-        if (strcmp(v, no[i]) == 0) return *out = false, true;
-    }
+    if (strcmp(v, "1") == 0) return *out = true, true;
+    if (strcmp(v, "0") == 0) return *out = false, true;
     return false;
 }
+
+/* docs/OPTIONS.md: a file name is not empty and shorter than 4096 bytes */
+static bool ref_name(const char *v) { return *v != 0 && strlen(v) < 4096; }
 
 /* Apply one option to the expected result; false if it is malformed. */
 static bool ref_option(int opt, const char *v, dh_options_t *o) {
@@ -149,9 +149,14 @@ static bool ref_option(int opt, const char *v, dh_options_t *o) {
         o->base = (uintptr_t)x;
         return true;
     case OPT_RESERVE:
+    case OPT_THREAD_RESERVE: /* both: 64M .. 16T, up to a power of two */
         if (!ref_parse_size(v, &x)) return false;
         if (x < ((uint64_t)64 << 20) || x > ((uint64_t)16 << 40)) return false;
-        o->reserve = (uint64_t)1 << (x == 1 ? 0 : 64 - __builtin_clzll(x - 1));
+        x = (uint64_t)1 << (x == 1 ? 0 : 64 - __builtin_clzll(x - 1));
+        if (opt == OPT_RESERVE)
+            o->reserve = x;
+        else
+            o->thread_reserve = x;
         return true;
     case OPT_ON_ERROR:
         if (strcmp(v, "abort") == 0) o->on_error = DH_ON_ERROR_ABORT;
@@ -163,13 +168,13 @@ static bool ref_option(int opt, const char *v, dh_options_t *o) {
         if (strcmp(v, "json") == 0) return o->stats = o->stats_json = true;
         return ref_bool(v, &o->stats);
     case OPT_TRACE:
-        if (*v == 0) return false;
+        if (!ref_name(v)) return false;
         o->trace = v;
         return true;
     case OPT_STACKS:
         return ref_bool(v, &o->stacks);
     case OPT_STATS_FILE:
-        if (*v == 0) return false;
+        if (!ref_name(v)) return false;
         o->stats_file = v;
         return true;
     case OPT_THP:
@@ -207,6 +212,7 @@ static void fuzz_env(const uint8_t *data, size_t size) {
     memset(&want, 0, sizeof want);
     want.base = DH_DEFAULT_BASE;
     want.reserve = DH_DEFAULT_RESERVE;
+    want.thread_reserve = DH_DEFAULT_THREAD_RESERVE;
     want.on_error = DH_ON_ERROR_ABORT;
     want.thp = DH_THP_OFF;
     bool is_bad[NOPT] = {false};
@@ -234,6 +240,7 @@ static void fuzz_env(const uint8_t *data, size_t size) {
     dh_options_read(&got);
     FUZZ_CHECK(got.base == want.base);
     FUZZ_CHECK(got.reserve == want.reserve);
+    FUZZ_CHECK(got.thread_reserve == want.thread_reserve);
     FUZZ_CHECK(got.on_error == want.on_error);
     FUZZ_CHECK(got.stats == want.stats);
     FUZZ_CHECK(got.stats_json == want.stats_json);

@@ -87,6 +87,37 @@ write("fuzz_pointer", "large_aligned_bad_alignment", big)
 for k in range(3):
     write("fuzz_pointer", "random_%d" % k, lcg_bytes(200 + k, 160))
 
+# fuzz_override: op byte (% 10), then its arguments.
+ov = bytes([0, 0, 40])                                   # malloc(40)
+ov += bytes([1, 3]) + struct.pack("<H", 512)             # malloc(512)
+ov += bytes([2, 1]) + struct.pack("<HH", 10, 24)         # calloc(10, 24)
+ov += bytes([2, 0, 0, 0, 0, 0])                          # calloc overflow
+ov += bytes([3, 6, 0, 100])                              # posix_memalign 64
+ov += bytes([3, 0x82, 0, 10])                            # bad alignment
+ov += bytes([4, 0, 12, 4]) + struct.pack("<H", 16)       # aligned_alloc 4K
+ov += bytes([4, 1, 0x83, 0, 50])                         # memalign, rounded
+ov += bytes([4, 2, 0, 0, 200, 4, 3, 0, 0, 0])            # valloc, pvalloc(0)
+ov += bytes([5, 4, 4]) + struct.pack("<H", 3000) + bytes([0])  # realloc
+ov += bytes([5, 0, 0, 100])                              # realloc(NULL, 100)
+ov += bytes([5, 1, 0, 10, 1])                            # realloc(p, 0)
+ov += bytes([5, 2, 0, 10, 2])                            # reallocarray overflow
+ov += bytes([5, 3, 0, 77, 0])                            # reallocarray
+ov += bytes([8, 0, 9, 1, 6, 2, 7, 0xff])                 # reuse, sizes, frees
+write("fuzz_override", "every_call", ov)
+big = bytes([0, 7]) + struct.pack("<H", 0)               # malloc(65537)
+big += bytes([0, 7 + 8 * 3]) + struct.pack("<H", 4096)   # 65537 + 16 pages
+big += bytes([3, 20, 7]) + struct.pack("<H", 256)        # aligned 1 MiB
+big += bytes([5, 4, 3]) + struct.pack("<H", 1000) + bytes([0])  # large -> small
+big += bytes([5, 4, 7]) + struct.pack("<H", 9) + bytes([1])     # small -> large
+big += bytes([9, 0, 6, 1, 9, 0, 0, 6, 0])
+write("fuzz_override", "large_and_aligned", big)
+lifo = b"".join(bytes([0, 5 + 8 * c]) for c in range(13))    # each class
+lifo += b"".join(bytes([8, c]) for c in range(13))           # freed, reused
+lifo += b"".join(bytes([6, 0]) for _ in range(6)) + bytes([8, 3, 8, 1, 9, 2])
+write("fuzz_override", "lifo_every_class", lifo)
+for k in range(3):
+    write("fuzz_override", "random_%d" % k, lcg_bytes(400 + k, 200))
+
 # fuzz_options: even first byte = a size string, odd = option values.
 for i, s in enumerate([b"0", b"64G", b"0x1f", b"1KiB", b"16tb",
                        b"18446744073709551615", b"0x10000000000000000",
@@ -125,3 +156,29 @@ write("fuzz_trace", "header_only", hdr)
 write("fuzz_trace", "truncated_record", hdr + body[:50])
 write("fuzz_trace", "bad_op", hdr + rec(77))
 write("fuzz_trace", "frames_past_end", hdr + rec(9, extra=9))
+
+# fuzz_corrupt: op byte (% 4): 0 malloc, 1 free, 2 realloc, 3 write a word
+# into a freed block (see the comment at the top of fuzz_corrupt.c).
+def c_malloc(size16, shift=0):
+    return bytes([0]) + struct.pack("<H", size16) + bytes([shift])
+
+
+def c_write(dead, off, kind, x):
+    return bytes([3, dead, off, kind]) + struct.pack("<I", x)
+
+
+# four 48-byte blocks, three freed, the newest freed one's link aimed at a
+# live block (kind 0), a global (2), garbage (3), then more mallocs
+for kind in range(6):
+    seq = c_malloc(47) * 4 + bytes([1, 1, 1, 1, 1, 0])
+    seq += c_write(0, 0, kind, 12345) + c_malloc(47) * 4
+    write("fuzz_corrupt", "class_link_kind_%d" % kind, seq)
+# large blocks: two freed, the node words of one overwritten, then more
+big = c_malloc(0xffff, 4) * 3 + c_malloc(20000, 2) + c_malloc(20000, 2)
+big += bytes([1, 1, 1, 3])
+for off in range(4):
+    big += c_write(0, off, 3, 777 + off)
+big += c_malloc(0xffff, 4) * 3 + c_malloc(300) * 3
+write("fuzz_corrupt", "large_node_garbage", big)
+for k in range(3):
+    write("fuzz_corrupt", "random_%d" % k, lcg_bytes(300 + k, 200))

@@ -3,7 +3,11 @@
  * LLVMFuzzerTestOneInput on every file of the directories (or files) named
  * on the command line, in name order.  The tests use it to replay the seed
  * corpora and the saved regressions in ordinary builds, so a divergence
- * found once by fuzzing stays fixed.  A missing directory counts as empty.
+ * found once by fuzzing stays fixed.  A path that does not exist, or
+ * cannot be read, is an error (a corpus renamed or moved must not turn the
+ * test into one that replays nothing), and so is a run that replays no
+ * input at all.  An existing, empty directory is fine (a target with no
+ * saved regressions yet); names starting with '.' are not inputs.
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -42,7 +46,11 @@ int main(int argc, char **argv) {
     int errors = 0, files = 0;
     for (int i = 1; i < argc; i++) {
         struct stat st;
-        if (stat(argv[i], &st) != 0) continue;
+        if (stat(argv[i], &st) != 0) {
+            perror(argv[i]);
+            errors++;
+            continue;
+        }
         if (!S_ISDIR(st.st_mode)) {
             errors += run_file(argv[i]);
             files++;
@@ -50,6 +58,11 @@ int main(int argc, char **argv) {
         }
         struct dirent **names;
         int n = scandir(argv[i], &names, NULL, by_name);
+        if (n < 0) {
+            perror(argv[i]);
+            errors++;
+            continue;
+        }
         for (int k = 0; k < n; k++) {
             if (names[k]->d_name[0] != '.') {
                 char path[4096];
@@ -59,8 +72,12 @@ int main(int argc, char **argv) {
             }
             free(names[k]);
         }
-        if (n >= 0) free(names);
+        free(names);
     }
     printf("%d inputs replayed\n", files);
+    if (files == 0) {
+        fprintf(stderr, "replay: no input replayed\n");
+        return 1;
+    }
     return errors != 0;
 }

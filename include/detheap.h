@@ -102,7 +102,13 @@ typedef enum dh_error_code {
     DH_ERR_FOREIGN,       /* not inside any detheap heap */
     DH_ERR_MISALIGNED,    /* not 16-byte aligned, so never a block start */
     DH_ERR_WRONG_HEAP,    /* a live block of another heap than the one named */
-    DH_ERR_COUNT
+    DH_ERR_COUNT,
+    /* Not a rejected pointer: the integrity checks found a free list or a
+     * free large block's metadata overwritten (a write after free, or an
+     * overflow from the block before).  Reported through the same policy,
+     * counted in dh_stats_t.corruptions (rejected_by_code keeps its size,
+     * which is part of the ABI). */
+    DH_ERR_CORRUPTED = DH_ERR_COUNT
 } dh_error_code_t;
 
 /* What an error callback is told. */
@@ -279,7 +285,7 @@ DH_API void *dh_ptr_of(const dh_heap_t *heap, dh_handle_t handle);
 
 /* ---- statistics --------------------------------------------------------- */
 
-#define DH_STATS_VERSION 1
+#define DH_STATS_VERSION 2
 
 typedef struct dh_class_stats {
     uint64_t size;      /* the class size in bytes */
@@ -321,6 +327,12 @@ typedef struct dh_stats {
     uint64_t rejected_by_code[DH_ERR_COUNT];
     uint64_t rejected_handle_frees; /* no-op handle frees */
     dh_class_stats_t classes[DH_NUM_CLASSES];
+    /* Integrity (DH_STATS_VERSION 2): free lists and large-block trees
+     * found overwritten and abandoned, and the free blocks they held,
+     * which are leaked (never handed out again; docs/ERRORS.md). */
+    uint64_t corruptions;
+    uint64_t abandoned_blocks;
+    uint64_t abandoned_bytes;
 } dh_stats_t;
 
 /* Fill *out with the heap's statistics.  Pass sizeof(*out) as out_size; a

@@ -19,7 +19,10 @@
 #              tests that fail are run again without the preload
 # Prints one line per program ("ok  sqlite3 fingerprint XXXXXXXXXXXXXXXX")
 # and a summary ("programs: 8 passed, 0 failed"); exits 1 on any mismatch.
-# A program that is not installed is skipped and said so.
+# A program that is not installed is skipped and said so; but the run
+# fails when nothing at all was checked (every program skipped), and, when
+# the environment variable CI is set (.ci/run), when any program is
+# missing.
 # KEEP=1 keeps the work directory for inspection.
 
 set -u
@@ -322,7 +325,12 @@ have lua5.4 && check lua5.4 w_lua
 have gawk && check gawk w_gawk
 have jq && check jq w_jq
 have perl && check perl w_perl
-[ -x /usr/bin/python3 ] && check python3 w_python3
+if [ -x /usr/bin/python3 ]; then
+    check python3 w_python3
+else
+    echo "skip python3: /usr/bin/python3 not installed"
+    SKIPPED=$((SKIPPED + 1))
+fi
 have git && check git w_git
 have xz && check xz w_xz
 
@@ -355,6 +363,7 @@ cpython_tests() {
     local py=/usr/bin/python3
     if ! "$py" -c 'import test.libregrtest' 2>/dev/null; then
         echo "skip cpython: python3's test suite is not installed"
+        SKIPPED=$((SKIPPED + 1))
         return 0
     fi
     local dir=$WORK/cpython
@@ -416,4 +425,12 @@ skipped=""
 [ "$SKIPPED" -eq 0 ] || skipped=", $SKIPPED skipped"
 echo "programs: $PASSED passed, $FAILED failed$skipped"
 [ "$FAILED" -eq 0 ] || { echo "failed:$FAILED_NAMES"; exit 1; }
+if [ "$PASSED" -eq 0 ]; then
+    echo "FAIL: no program was checked (all $SKIPPED skipped: scripts/deps.sh test installs them)"
+    exit 1
+fi
+if [ "$SKIPPED" -gt 0 ] && [ -n "${CI:-}" ]; then
+    echo "FAIL: $SKIPPED program(s) skipped, and CI is set: a missing program fails there"
+    exit 1
+fi
 exit 0

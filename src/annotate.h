@@ -11,6 +11,8 @@
  *   DH_MEM_ACCESS(p, n)      the allocator itself is about to use p..p+n
  *                            (a free-list link, a tree node)
  *   DH_MEM_NOACCESS(p, n)    ... and is done with it
+ *   DH_MEM_DEFINED(p, n)     p..p+n holds defined bytes (fresh memory
+ *                            calloc hands out without clearing: zero)
  *
  * The first 32 bytes of a free large block (its tree node) stay
  * accessible, because the tree walks them; a stray write there is not
@@ -29,6 +31,7 @@
 #define DH_BLOCK_FREE(p, n) VALGRIND_FREELIKE_BLOCK((p), 0)
 #define DH_MEM_ACCESS(p, n) VALGRIND_MAKE_MEM_DEFINED((p), (n))
 #define DH_MEM_NOACCESS(p, n) VALGRIND_MAKE_MEM_NOACCESS((p), (n))
+#define DH_MEM_DEFINED(p, n) VALGRIND_MAKE_MEM_DEFINED((p), (n))
 #elif defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #define DH_ANNOTATING 1
@@ -36,12 +39,14 @@
 #define DH_BLOCK_FREE(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define DH_MEM_ACCESS(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
 #define DH_MEM_NOACCESS(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define DH_MEM_DEFINED(p, n) ((void)(p), (void)(n))
 #else
 #define DH_ANNOTATING 0
 #define DH_BLOCK_ALLOC(p, n) ((void)(p), (void)(n))
 #define DH_BLOCK_FREE(p, n) ((void)(p), (void)(n))
 #define DH_MEM_ACCESS(p, n) ((void)(p), (void)(n))
 #define DH_MEM_NOACCESS(p, n) ((void)(p), (void)(n))
+#define DH_MEM_DEFINED(p, n) ((void)(p), (void)(n))
 #endif
 #ifndef DH_UNDER_VALGRIND
 #define DH_UNDER_VALGRIND 0

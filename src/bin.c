@@ -19,10 +19,21 @@ void dh_bins_init(dh_heap_t *h) {
     for (int c = 0; c < DH_NUM_CLASSES; c++) {
         h->bins[c].carve = h->bins[c].carve_end = 0;
         h->bins[c].live_state = (uint8_t)(DH_ST_LIVE + c);
+        h->bins[c].free_state = (uint8_t)(DH_ST_FREE + c);
         h->bin_by_state[DH_ST_LIVE + c] = &h->bins[c];
     }
     for (unsigned i = 0; i < DH_SMALL_INDEXES; i++)
         h->bin_by_size[i] = &h->bins[dh_small_class[i]];
+}
+
+uint8_t *dh_foreign_free_ok(const dh_heap_t *h, const void *p, uint8_t want) {
+    uintptr_t a = (uintptr_t)p;
+    const dh_heap_t *r = dh_region_lookup(a);
+    if (r == NULL || r == h || !r->process || (a & (DH_GRANULE - 1)) ||
+        !dh_in_data(r, a))
+        return NULL;
+    uint8_t *st = dh_state_at(r, a);
+    return dh_st_load(st) == want ? st : NULL;
 }
 
 void *dh_bin_alloc_slow(dh_heap_t *h, int c) {
@@ -30,13 +41,18 @@ void *dh_bin_alloc_slow(dh_heap_t *h, int c) {
     uintptr_t size = dh_class_sizes[c];
     if (b->foreign != NULL) { /* blocks of other heaps, freed here */
         void **p = b->foreign;
-        b->foreign = DH_LINK_READ(p);
-        *p = NULL;
-        h->foreign_bytes -= size;
-        return p;
+        if (DH_UNLIKELY(dh_foreign_free_ok(h, p, b->free_state) == NULL)) {
+            dh_list_corrupted(h, h->process ? "malloc" : "dh_heap_malloc",
+                              size, c, true, p);
+        } else {
+            b->foreign = DH_LINK_READ(p);
+            *p = NULL;
+            h->foreign_bytes -= size;
+            return p;
+        }
     }
     if (b->carve_end - b->carve < size) {
-        uintptr_t span = (uintptr_t)dh_span_take(h);
+        uintptr_t span = (uintptr_t)dh_span_take(h, size);
         if (span == 0) return NULL;
         DH_MEM_NOACCESS((void *)span, DH_SPAN); /* carved block by block */
         b->carve = span;

@@ -25,6 +25,7 @@ static const char *const names[DH_ERR_COUNT] = {
 };
 
 const char *dh_error_name(dh_error_code_t code) {
+    if (code == DH_ERR_CORRUPTED) return "heap metadata corrupted";
     return (unsigned)code < DH_ERR_COUNT ? names[code] : "unknown error";
 }
 
@@ -139,14 +140,12 @@ dh_error_code_t dh_classify(const dh_heap_t *h, uintptr_t p, int *size_class) {
     return DH_ERR_NOT_A_BLOCK;
 }
 
-static void act(dh_on_error_t policy, dh_error_fn cb, void *user,
-                const char *call, const void *ptr, dh_error_code_t code,
-                int size_class) {
+/* Apply a policy to a report whose line is already formatted (n bytes of
+ * line, which has room for one more). */
+static void act_line(dh_on_error_t policy, dh_error_fn cb, void *user,
+                     const char *call, const void *ptr, dh_error_code_t code,
+                     int size_class, char *line, size_t n) {
     if (policy == DH_ON_ERROR_IGNORE) return;
-    char line[160];
-    size_t n = dh_format_error(line, sizeof line - 1, call, ptr, code,
-                               size_class);
-    if (n > sizeof line - 2) n = sizeof line - 2;
     if (policy == DH_ON_ERROR_CALLBACK) {
         dh_error_t err = {call, ptr, code,
                           size_class < DH_NUM_CLASSES ? size_class : -1, line};
@@ -158,6 +157,17 @@ static void act(dh_on_error_t policy, dh_error_fn cb, void *user,
     if (policy == DH_ON_ERROR_ABORT) dh_os_abort();
 }
 
+static void act(dh_on_error_t policy, dh_error_fn cb, void *user,
+                const char *call, const void *ptr, dh_error_code_t code,
+                int size_class) {
+    if (policy == DH_ON_ERROR_IGNORE) return;
+    char line[160];
+    size_t n = dh_format_error(line, sizeof line - 1, call, ptr, code,
+                               size_class);
+    if (n > sizeof line - 2) n = sizeof line - 2;
+    act_line(policy, cb, user, call, ptr, code, size_class, line, n);
+}
+
 void dh_report(dh_heap_t *h, const char *call, const void *ptr,
                dh_error_code_t code, int size_class) {
     if (h == NULL) {
@@ -166,9 +176,78 @@ void dh_report(dh_heap_t *h, const char *call, const void *ptr,
             atomic_load(&global_user), call, ptr, code, size_class);
         return;
     }
-    h->rejected_by_code[code]++;
+    if ((unsigned)code < DH_ERR_COUNT) h->rejected_by_code[code]++;
     act(h->on_error, h->error_callback, h->error_user, call, ptr, code,
         size_class);
+}
+
+/* ---- integrity ------------------------------------------------------------ */
+
+static const char likely_cause[] =
+    ": the block was written after it was freed, or overflowed from the "
+    "block before it";
+
+/* Report a corruption found by `call` asking for n bytes, at `at`; `what`
+ * names the damaged structure. */
+void dh_report_corruption(dh_heap_t *h, const char *call, size_t n,
+                          int size_class, const char *what,
+                          const void *at) {
+    h->corruptions++;
+    if (h->on_error == DH_ON_ERROR_IGNORE) return;
+    char line[256];
+    out_t o = {line, sizeof line - 1, 0};
+    put(&o, "detheap: ");
+    put(&o, call);
+    if (n != SIZE_MAX) { /* SIZE_MAX: the call has no size to name */
+        put(&o, "(");
+        put_dec(&o, n);
+        put(&o, ")");
+    }
+    put(&o, ": ");
+    put(&o, what);
+    put(&o, " corrupted at ");
+    put_hex(&o, (uintptr_t)at);
+    put(&o, likely_cause);
+    size_t len = o.len < sizeof line - 2 ? o.len : sizeof line - 2;
+    line[len] = 0;
+    act_line(h->on_error, h->error_callback, h->error_user, call, at,
+             DH_ERR_CORRUPTED, size_class, line, len);
+}
+
+void dh_list_corrupted(dh_heap_t *h, const char *call, size_t n, int c,
+                       bool foreign, const void *at) {
+    dh_bin_t *b = &h->bins[c];
+    /* abandoned, never followed: the blocks on it are leaked */
+    if (foreign) {
+        /* blocks of other ranges, not counted here: the process check
+         * allows for them */
+        b->foreign = NULL;
+        h->class_abandoned = true;
+    } else {
+        b->head = NULL;
+        uint64_t lost;
+        if (h->process) { /* its blocks are not all on this list */
+            lost = dh_count_free_class(h, c) - h->abandoned[c];
+            h->class_abandoned = true;
+        } else { /* every free block of a private heap was on it */
+            lost = b->carved - (b->allocs - b->frees) - h->abandoned[c];
+        }
+        h->abandoned[c] += lost;
+        h->abandoned_bytes += lost * dh_class_sizes[c];
+    }
+    char what[64];
+    out_t o = {what, sizeof what, 0};
+    put(&o, foreign ? "foreign free list of the " : "free list of the ");
+    put_dec(&o, dh_class_sizes[c]);
+    put(&o, "-byte class");
+    what[o.len < sizeof what ? o.len : sizeof what - 1] = 0;
+    dh_report_corruption(h, call, n, c, what, at);
+}
+
+void dh_tree_corrupted(dh_heap_t *h, const char *call, size_t n,
+                       const void *at) {
+    dh_report_corruption(h, call, n, DH_NUM_CLASSES,
+                      "tree of free large blocks", at);
 }
 
 void dh_assert_fail(const char *inv, const char *cond, const char *file,

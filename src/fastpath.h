@@ -3,7 +3,8 @@
  * (heap.c) and the malloc override (override/malloc.c) compile them into
  * their callers: a free-list pop or push, one state byte, a few counters.
  *
- *   alloc:  p = bin.head; bin.head = *p; *p = 0; state[p] = LIVE + c
+ *   alloc:  p = bin.head; check p (in the data, aligned, state[p] = FREE + c);
+ *           bin.head = *p; *p = 0; state[p] = LIVE + c
  *   free:   s = state[p] (validates p and names its class);
  *           state[p] = FREE + c; *p = bin.head; bin.head = p
  *
@@ -23,9 +24,13 @@
 DH_INLINE void *dh_fast_alloc(dh_heap_t *h, int c) {
     dh_bin_t *b = &h->bins[c];
     void **p = b->head;
+    if (DH_LIKELY(p != NULL) &&
+        DH_UNLIKELY(dh_free_head_ok(h, p, b->free_state) == NULL)) {
+        dh_list_corrupted(h, h->process ? "malloc" : "dh_heap_malloc",
+                          dh_class_sizes[c], c, false, p);
+        p = NULL; /* the list is gone: carve */
+    }
     if (DH_LIKELY(p != NULL)) {
-        DH_ASSERT("I3", dh_st_load(dh_state_at(h, (uintptr_t)p)) ==
-                            DH_ST_FREE + c);
         b->head = DH_LINK_READ(p);
         *p = NULL; /* the link is not left for the caller to see */
     } else {

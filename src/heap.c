@@ -97,10 +97,14 @@ void *dh_heap_calloc(dh_heap_t *h, size_t count, size_t size) {
     void *p = dh_heap_malloc(h, n);
     if (p == NULL) return NULL;
     uintptr_t a = (uintptr_t)p;
-    if (!dh_owns(h, a)) /* another thread heap's block, freed here */
+    if (!dh_owns(h, a)) { /* another thread heap's block, freed here */
         memset(p, 0, n);
-    else if (a < fresh)
-        memset(p, 0, a + n <= fresh ? n : fresh - a);
+        return p;
+    }
+    size_t cleared = a >= fresh ? 0 : a + n <= fresh ? n : fresh - a;
+    memset(p, 0, cleared);
+    /* the rest was never carved: fresh zero pages, defined */
+    DH_MEM_DEFINED((char *)p + cleared, n - cleared);
     return p;
 }
 
@@ -232,7 +236,7 @@ bool dh_heap_stats(const dh_heap_t *h, dh_stats_t *out, size_t out_size) {
         cs->frees = b->frees;
         cs->live = b->allocs - b->frees;
         cs->carved = b->carved;
-        cs->free = b->carved - cs->live;
+        cs->free = b->carved - cs->live - h->abandoned[c];
         cs->spans = b->spans;
         s.alloc_count += b->allocs;
         s.free_count += b->frees;
@@ -252,7 +256,7 @@ bool dh_heap_stats(const dh_heap_t *h, dh_stats_t *out, size_t out_size) {
     s.committed_bytes =
         (h->commit_end - h->data_start) +
         (h->state_commit_end - (uintptr_t)dh_state_at(h, h->data_start));
-    s.reserved_bytes = h->size;
+    s.reserved_bytes = h->limit - h->base; /* the range up to its end */
     s.failed_allocs = h->failed_allocs;
     s.large_allocs = h->large_allocs;
     s.large_frees = h->large_frees;
@@ -265,6 +269,9 @@ bool dh_heap_stats(const dh_heap_t *h, dh_stats_t *out, size_t out_size) {
         s.rejected_frees += h->rejected_by_code[i];
     }
     s.rejected_handle_frees = h->rejected_handle_frees;
+    s.corruptions = h->corruptions;
+    for (int c = 0; c <= DH_NUM_CLASSES; c++) s.abandoned_blocks += h->abandoned[c];
+    s.abandoned_bytes = h->abandoned_bytes;
     memcpy(out, &s, out_size < sizeof s ? out_size : sizeof s);
     return true;
 }

@@ -185,6 +185,8 @@ typedef struct dh_bin {
     uint32_t spans;      /* spans taken (stats; a range holds < 2^32) */
     uint8_t live_state;  /* DH_ST_LIVE + this bin's class: what the
                             table-driven fast paths store */
+    uint8_t free_state;  /* DH_ST_FREE + this bin's class: what the state
+                            byte of a block popped from the lists must be */
     void *foreign;       /* LIFO of free blocks of other heaps' ranges (freed
                             here by this heap's thread); used when `head` is
                             empty, so `head` holds only this range's blocks */
@@ -207,6 +209,10 @@ typedef struct dh_large_node {
 
 #define DH_HEAP_MAGIC 0x70616568746564ull /* "detheap" */
 
+/* Retired spans given back to the OS per batch (process.c): at most this
+ * many spans' memory stays committed per thread heap meanwhile. */
+#define DH_DECOMMIT_BATCH 32
+
 struct dh_heap {
     uint64_t magic;          /* DH_HEAP_MAGIC while the heap exists */
     uintptr_t base;          /* first byte of the range (also the header) */
@@ -225,8 +231,6 @@ struct dh_heap {
     uintptr_t limit;         /* end of data */
     size_t os_page;          /* commit granularity */
     uintptr_t fast_granules; /* (commit_end - data_start) / 16 */
-    uintptr_t state_bias;    /* state byte of an own address p is at
-                                state_bias + (p >> 4) */
     uint8_t *data_state;     /* the state byte of data_start */
     dh_bin_t bins[DH_NUM_CLASSES];
     /* The fast paths' tables (dh_bins_init): the bin serving size n <= 1024
@@ -248,12 +252,26 @@ struct dh_heap {
      * large blocks of it are given back to the OS). */
     uint64_t foreign_bytes;
     uint64_t retired_blocks, retired_bytes;
+    /* Spans of other ranges this heap's thread retired whole, whose memory
+     * goes back to the OS together once DH_DECOMMIT_BATCH are pending,
+     * adjacent ones in one call (process.c). */
+    uint32_t decommit_pending;
+    uintptr_t decommit_spans[DH_DECOMMIT_BATCH];
     /* One word per span of the data (region.c): the class + 1 of the span
      * carved there (bits 16..23), blocks of it retired (bits 0..15), and
      * DH_SPAN_DECOMMITTED once all were and its memory went back. */
     uint32_t *span_map;
     uint64_t rejected_by_code[DH_ERR_COUNT];
     uint64_t rejected_handle_frees;
+    /* Integrity (diag.c): lists and trees found overwritten and abandoned,
+     * and the free blocks they held, per class (the last: large blocks),
+     * which are leaked: they keep their free state bytes (class blocks) or
+     * are marked retired (large blocks of this range) and are on no list. */
+    uint64_t corruptions;
+    uint64_t abandoned[DH_NUM_CLASSES + 1];
+    uint64_t abandoned_bytes;
+    bool class_abandoned;     /* a class list of this process heap was
+                                 abandoned: its count is an upper bound */
     /* Error policy. */
     dh_on_error_t on_error;
     dh_error_fn error_callback;
@@ -287,6 +305,13 @@ struct dh_heap {
                                  committed in whole aligned huge pages; a
                                  multiple of DH_HUGE_PAGE, or UINTPTR_MAX */
     bool huge_advised;        /* that advice has been given */
+    /* Address-space limits (region.c, dh_region_create_in). */
+    bool grows;               /* the range is reserved as it is committed
+                                 (dh_os_map_fixed), not all at creation */
+    uintptr_t refused_at;     /* a growing range: the lowest commit target
+                                 the OS refused (0: none); targets at or
+                                 past it fail at once, without a system
+                                 call */
 };
 
 /* Bytes of trace buffered per heap (in the heap's header area). */
@@ -321,6 +346,33 @@ DH_INLINE bool dh_owns(const dh_heap_t *h, uintptr_t p) {
     return (p & ~h->mask) == h->base;
 }
 
+/* The granule of p in h's committed data, or a number >= h->fast_granules
+ * if p is not at a 16-byte boundary there: the offset is rotated so that a
+ * misaligned one becomes huge (as does anything below data_start, NULL
+ * included), and one compare checks range and alignment. */
+DH_INLINE uintptr_t dh_own_granule(const dh_heap_t *h, const void *p) {
+    uintptr_t off = (uintptr_t)p - h->data_start;
+    return (off >> DH_GRANULE_SHIFT) |
+           (off << (sizeof(uintptr_t) * 8 - DH_GRANULE_SHIFT));
+}
+
+/* Integrity check before a block of h's own range is taken from a free
+ * list (and its link followed): it lies in h's committed data at a 16-byte
+ * boundary and its state byte is `want` (free, the list's class).  Returns
+ * the state byte, or NULL: the list was overwritten (diag.c). */
+DH_INLINE uint8_t *dh_free_head_ok(const dh_heap_t *h, const void *p,
+                                   uint8_t want) {
+    uintptr_t g = dh_own_granule(h, p);
+    if (DH_UNLIKELY(g >= h->fast_granules)) return NULL;
+    uint8_t *st = h->data_state + g;
+    return DH_LIKELY(dh_st_load(st) == want) ? st : NULL;
+}
+
+/* The same for a block of another process heap's range, taken from a
+ * foreign list (bin.c). */
+DH_HIDDEN uint8_t *dh_foreign_free_ok(const dh_heap_t *h, const void *p,
+                                      uint8_t want);
+
 /* The span-map word of the cell holding p, which lies in the range of h or
  * of another heap (found through the heap map). */
 DH_HIDDEN uint32_t *dh_span_word_any(uintptr_t p);
@@ -346,6 +398,22 @@ DH_INLINE int dh_class_of(size_t n) {
 DH_HIDDEN bool dh_region_grow(dh_heap_t *h, uintptr_t new_top);
 DH_HIDDEN dh_heap_t *dh_region_lookup(uintptr_t p);
 DH_HIDDEN dh_heap_t *dh_region_create(const dh_config_t *cfg);
+/* The same with the process layer's layout under an address-space limit:
+ * the range ends `end` bytes above its base (0: at base + size; else at
+ * most size), and with `grow` (a fixed base only) it is reserved as it is
+ * committed rather than all at once.  Only the bytes up to the end are
+ * ever reserved. */
+DH_HIDDEN dh_heap_t *dh_region_create_in(const dh_config_t *cfg,
+                                         uintptr_t end, bool grow);
+/* Pack `count` ranges of 2^shift bytes (less than DH_HEAP_ALIGN), one
+ * after another from `start` (a multiple of DH_HEAP_ALIGN), into shared
+ * granules of the heap map: heaps created there of that size are aligned
+ * to their own size only, and the heap map finds them through a table of
+ * its own.  Called once, before any heap exists there; false (nothing
+ * changed) if the run is longer than DH_PACK_CELLS or a granule is in use. */
+#define DH_PACK_CELLS 4096u
+DH_HIDDEN bool dh_region_pack(uintptr_t start, uint32_t count,
+                              unsigned shift);
 /* Lay h's header out afresh, as dh_region_create did, keeping its range,
  * its error policy and what it has committed (dh_heap_reset). */
 DH_HIDDEN void dh_region_relayout(dh_heap_t *h);
@@ -366,7 +434,8 @@ DH_HIDDEN void dh_region_set_thp(dh_heap_t *h, dh_thp_t mode);
 /* bin.c: class blocks. */
 DH_HIDDEN void dh_bins_init(dh_heap_t *h); /* bins and fast-path tables */
 DH_HIDDEN void *dh_bin_alloc_slow(dh_heap_t *h, int c);
-DH_HIDDEN void *dh_span_take(dh_heap_t *h); /* a fresh span, or NULL */
+/* A fresh span, or NULL, for a class of `n`-byte blocks (for a report). */
+DH_HIDDEN void *dh_span_take(dh_heap_t *h, size_t n);
 
 /* large.c: large blocks. */
 DH_HIDDEN void *dh_large_alloc(dh_heap_t *h, size_t n, size_t align);
@@ -418,5 +487,23 @@ DH_HIDDEN dh_error_code_t dh_classify(const dh_heap_t *h, uintptr_t p,
 DH_HIDDEN size_t dh_format_error(char *buf, size_t cap, const char *call,
                                  const void *ptr, dh_error_code_t code,
                                  int size_class);
+/* Integrity: bin c's main (or foreign) list of h was found overwritten at
+ * `at` by `call` asking for n bytes.  The list is abandoned (its blocks
+ * leaked and counted) and the corruption reported through h's policy. */
+DH_HIDDEN void dh_list_corrupted(dh_heap_t *h, const char *call, size_t n,
+                                 int c, bool foreign, const void *at);
+/* Count and report a corruption of `what` (a phrase: "free list of the
+ * 48-byte class") found at `at` by `call` asking for n bytes (SIZE_MAX:
+ * a call without a size). */
+DH_HIDDEN void dh_report_corruption(dh_heap_t *h, const char *call, size_t n,
+                                    int size_class, const char *what,
+                                    const void *at);
+/* The same for h's tree of free large blocks, found overwritten at `at`
+ * (large.c calls it; the tree is already emptied). */
+DH_HIDDEN void dh_tree_corrupted(dh_heap_t *h, const char *call, size_t n,
+                                 const void *at);
+/* Count the free class-c blocks of h's own range (leaked when a list is
+ * abandoned): a walk of its data, on that error path only (check.c). */
+DH_HIDDEN uint64_t dh_count_free_class(const dh_heap_t *h, int c);
 
 #endif /* DH_INTERNAL_H */

@@ -91,126 +91,253 @@ uint64_t dh_large_pages(const dh_heap_t *h, uintptr_t p) {
 
 /* ---- the AVL tree of free blocks ----------------------------------------- */
 
+/* The tree's nodes live in free blocks, which a buggy program may write
+ * after freeing them or overflow into from the block before: every node is
+ * checked before it is read (its address, its state byte, its page count
+ * against the tag in the state map, its height) and no path is followed
+ * deeper than an AVL tree of 2^64 nodes could be.  A failed check marks the
+ * walk bad; the entry point then abandons the whole tree (abandon below).
+ * Integrity is O(1) per node, so every step stays O(log F). */
+#define TREE_MAX_DEPTH 96
+
 typedef dh_large_node_t node_t;
 
+typedef struct tree {
+    dh_heap_t *h;
+    const char *call; /* the API call, for the report */
+    size_t n;         /* the bytes it asked for */
+    const void *bad;  /* the first node that failed its check, or NULL */
+} tree_t;
+
+/* n if it is NULL or a valid free large block of T's tree, else NULL with
+ * T->bad set (and NULL from then on: a bad walk stops). */
+static node_t *node(tree_t *T, node_t *n) {
+    if (T->bad != NULL) return NULL;
+    if (n == NULL) return NULL;
+    uintptr_t a = (uintptr_t)n;
+    const dh_heap_t *in = T->h;
+    uint8_t want = DH_ST_FREE_LARGE;
+    if (!dh_owns(in, a)) { /* a block of another range, freed here */
+        in = dh_region_lookup(a);
+        want = DH_ST_FREE_FOREIGN;
+    }
+    if ((a & (DH_PAGE - 1)) || in == NULL ||
+        (in != T->h && !(in->process && T->h->process)) || !dh_in_data(in, a))
+        goto bad;
+    const uint8_t *st = dh_state_at(in, a);
+    if (dh_st_load(st) != want || dh_tag_read(st + 1) != n->pages ||
+        n->height < 1 || n->height > TREE_MAX_DEPTH)
+        goto bad;
+    return n;
+bad:
+    T->bad = n;
+    return NULL;
+}
+
+static node_t *left(tree_t *T, node_t *n) { return node(T, n->left); }
+static node_t *right(tree_t *T, node_t *n) { return node(T, n->right); }
 static int32_t height(const node_t *n) { return n ? n->height : 0; }
 
 static bool key_less(const node_t *a, const node_t *b) {
     return a->pages < b->pages || (a->pages == b->pages && a < b);
 }
 
-static void fix_height(node_t *n) {
-    int32_t l = height(n->left), r = height(n->right);
+static void fix_height(tree_t *T, node_t *n) {
+    int32_t l = height(left(T, n)), r = height(right(T, n));
     n->height = (l > r ? l : r) + 1;
 }
 
-static node_t *rotate_right(node_t *n) {
-    node_t *l = n->left;
-    n->left = l->right;
+static node_t *rotate_right(tree_t *T, node_t *n) {
+    node_t *l = left(T, n);
+    if (l == NULL) return n;
+    n->left = right(T, l);
     l->right = n;
-    fix_height(n);
-    fix_height(l);
+    fix_height(T, n);
+    fix_height(T, l);
     return l;
 }
 
-static node_t *rotate_left(node_t *n) {
-    node_t *r = n->right;
-    n->right = r->left;
+static node_t *rotate_left(tree_t *T, node_t *n) {
+    node_t *r = right(T, n);
+    if (r == NULL) return n;
+    n->right = left(T, r);
     r->left = n;
-    fix_height(n);
-    fix_height(r);
+    fix_height(T, n);
+    fix_height(T, r);
     return r;
 }
 
-static node_t *balance(node_t *n) {
-    fix_height(n);
-    int32_t bf = height(n->right) - height(n->left);
+static node_t *balance(tree_t *T, node_t *n) {
+    if (T->bad != NULL) return n;
+    fix_height(T, n);
+    node_t *l = left(T, n), *r = right(T, n);
+    int32_t bf = height(r) - height(l);
     if (bf == 2) {
-        if (height(n->right->right) < height(n->right->left))
-            n->right = rotate_right(n->right);
-        return rotate_left(n);
+        if (height(right(T, r)) < height(left(T, r)))
+            n->right = rotate_right(T, r);
+        return rotate_left(T, n);
     }
     if (bf == -2) {
-        if (height(n->left->left) < height(n->left->right))
-            n->left = rotate_left(n->left);
-        return rotate_right(n);
+        if (height(left(T, l)) < height(right(T, l)))
+            n->left = rotate_left(T, l);
+        return rotate_right(T, n);
     }
     return n;
 }
 
-static node_t *tree_insert(node_t *t, node_t *n) {
+static node_t *tree_insert(tree_t *T, node_t *t, node_t *n, int depth) {
+    t = node(T, t);
+    if (T->bad != NULL) return NULL;
     if (t == NULL) return n;
+    if (depth > TREE_MAX_DEPTH) {
+        T->bad = t;
+        return t;
+    }
     if (key_less(n, t))
-        t->left = tree_insert(t->left, n);
+        t->left = tree_insert(T, t->left, n, depth + 1);
     else
-        t->right = tree_insert(t->right, n);
-    return balance(t);
+        t->right = tree_insert(T, t->right, n, depth + 1);
+    return balance(T, t);
 }
 
-static node_t *tree_min(node_t *t) {
-    while (t->left) t = t->left;
+static node_t *remove_min(tree_t *T, node_t *t, int depth) {
+    node_t *l = left(T, t);
+    if (T->bad != NULL) return t;
+    if (depth > TREE_MAX_DEPTH) {
+        T->bad = t;
+        return t;
+    }
+    if (l == NULL) return right(T, t);
+    t->left = remove_min(T, l, depth + 1);
+    return balance(T, t);
+}
+
+static node_t *tree_min(tree_t *T, node_t *t) {
+    for (int depth = 0; T->bad == NULL; depth++) {
+        node_t *l = left(T, t);
+        if (l == NULL) break;
+        if (depth > TREE_MAX_DEPTH) T->bad = l;
+        t = l;
+    }
     return t;
 }
 
-static node_t *remove_min(node_t *t) {
-    if (t->left == NULL) return t->right;
-    t->left = remove_min(t->left);
-    return balance(t);
-}
-
-static node_t *tree_remove(node_t *t, node_t *n) {
-    DH_ASSERT("I7", t != NULL);
+/* Remove n (already checked) from the subtree t; n must be in it. */
+static node_t *tree_remove(tree_t *T, node_t *t, node_t *n, int depth) {
+    t = node(T, t);
+    if (T->bad != NULL) return t;
+    if (t == NULL || depth > TREE_MAX_DEPTH) { /* n is not where its key
+                                                  says: the tree is damaged */
+        T->bad = t != NULL ? (const void *)t : (const void *)n;
+        return t;
+    }
     if (t != n) {
         if (key_less(n, t))
-            t->left = tree_remove(t->left, n);
+            t->left = tree_remove(T, t->left, n, depth + 1);
         else
-            t->right = tree_remove(t->right, n);
-        return balance(t);
+            t->right = tree_remove(T, t->right, n, depth + 1);
+        return balance(T, t);
     }
-    node_t *l = t->left, *r = t->right;
+    node_t *l = left(T, t), *r = right(T, t);
     if (r == NULL) return l;
-    node_t *m = tree_min(r);
-    m->right = remove_min(r);
+    node_t *m = tree_min(T, r);
+    if (T->bad != NULL) return t;
+    m->right = remove_min(T, r, depth + 1);
     m->left = l;
-    return balance(m);
+    return balance(T, m);
 }
 
 /* The smallest node with at least `pages` pages (lowest address on ties). */
-static node_t *tree_best_fit(node_t *t, uint64_t pages) {
+static node_t *tree_best_fit(tree_t *T, node_t *t, uint64_t pages) {
     node_t *best = NULL;
-    while (t) {
+    t = node(T, t);
+    for (int depth = 0; t != NULL; depth++) {
+        if (depth > TREE_MAX_DEPTH) {
+            T->bad = t;
+            return NULL;
+        }
         if (t->pages >= pages) {
             best = t;
-            t = t->left;
+            t = left(T, t);
         } else {
-            t = t->right;
+            t = right(T, t);
         }
     }
-    return best;
+    return T->bad != NULL ? NULL : best;
 }
 
 /* ---- free blocks ---------------------------------------------------------- */
 
+/* The tree was found damaged (T->bad): abandon it.  Its blocks are leaked
+ * and counted: those of this range are marked retired (on no list, never
+ * merged nor handed out), found by a walk of the data, on this error path
+ * only; those of other ranges keep their foreign mark, which their own
+ * heap never touches.  Then the corruption is reported. */
+static void abandon(tree_t *T) {
+    dh_heap_t *h = T->h;
+    for (uintptr_t p = h->data_start; p < h->top;) {
+        uint8_t *st = dh_state_at(h, p);
+        uint8_t s = dh_st_load(st);
+        if (s == DH_ST_LIVE_LARGE || s == DH_ST_FREE_LARGE ||
+            s == DH_ST_FREE_FOREIGN || s == DH_ST_RETIRED_LARGE) {
+            uint64_t pages = dh_tag_read(st + 1);
+            if (pages == 0) break; /* the state map itself is damaged */
+            if (s == DH_ST_FREE_LARGE) dh_st_store(st, DH_ST_RETIRED_LARGE);
+            p += pages_bytes(pages);
+        } else {
+            p += DH_SPAN;
+        }
+    }
+    h->abandoned[DH_NUM_CLASSES] += h->large_free_count;
+    h->abandoned_bytes += h->large_free_bytes;
+    h->large_root = NULL;
+    h->large_free_count = 0;
+    h->large_free_bytes = 0;
+    const void *at = T->bad;
+    T->bad = NULL;
+    dh_tree_corrupted(h, T->call, T->n, at);
+}
+
 /* Insert a free block into h's tree.  A block in another heap's range
  * (freed here by another thread) is marked foreign, so that the heap whose
- * range it is in never merges it into its own free blocks. */
-static void free_insert(dh_heap_t *h, uintptr_t p, uint64_t pages) {
+ * range it is in never merges it into its own free blocks.  If the walk
+ * down finds the tree damaged, the tree is abandoned and the block becomes
+ * its only node. */
+static void free_insert(tree_t *T, uintptr_t p, uint64_t pages) {
+    dh_heap_t *h = T->h;
     node_t *n = (node_t *)p;
+    bool own = dh_owns(h, p);
     DH_MEM_ACCESS(n, sizeof *n);
     n->left = n->right = NULL;
     n->pages = pages;
     n->height = 1;
-    bool own = dh_owns(h, p);
-    dh_large_set(h, p, pages, own ? DH_ST_FREE_LARGE : DH_ST_FREE_FOREIGN);
+    uint8_t head = own ? DH_ST_FREE_LARGE : DH_ST_FREE_FOREIGN;
+    dh_large_set(h, p, pages, head); /* before the walk: n is checked too */
+    node_t *root = tree_insert(T, h->large_root, n, 0);
+    if (T->bad != NULL) {
+        abandon(T); /* which retired n too: n alone is the new tree */
+        dh_st_store(dh_state_at(h, p), head);
+        n->left = n->right = NULL;
+        n->height = 1;
+        root = n;
+    }
     if (!own) h->foreign_bytes += pages_bytes(pages);
-    h->large_root = tree_insert(h->large_root, n);
+    h->large_root = root;
     h->large_free_count++;
     h->large_free_bytes += pages_bytes(pages);
 }
 
-static void free_remove(dh_heap_t *h, uintptr_t p) {
+/* Take the free block p (its node checked) out of h's tree.  Returns false
+ * if the tree was found damaged (and abandoned: p is then leaked). */
+static bool free_remove(tree_t *T, uintptr_t p) {
+    dh_heap_t *h = T->h;
     node_t *n = (node_t *)p;
-    h->large_root = tree_remove(h->large_root, n);
+    node_t *root = tree_remove(T, h->large_root, n, 0);
+    if (T->bad != NULL) {
+        abandon(T);
+        return false;
+    }
+    h->large_root = root;
     h->large_free_count--;
     h->large_free_bytes -= pages_bytes(n->pages);
     if (!dh_owns(h, p)) h->foreign_bytes -= pages_bytes(n->pages);
@@ -219,13 +346,23 @@ static void free_remove(dh_heap_t *h, uintptr_t p) {
      * handed out again (inside a merged block, or the block itself) */
     memset(n, 0, sizeof *n);
     DH_MEM_NOACCESS(n, sizeof *n);
+    return true;
+}
+
+/* The free large block of h's own range at q, checked, or NULL. */
+static node_t *own_free(tree_t *T, uintptr_t q) {
+    if (head_read(dh_state_at(T->h, q)) != DH_ST_FREE_LARGE) return NULL;
+    node_t *n = node(T, (node_t *)q);
+    if (T->bad != NULL) abandon(T);
+    return n;
 }
 
 /* Give [p, p + pages) back: merge with free neighbours and the top.  A
  * block of another heap's range is kept as it is, never merged. */
-static void give_back(dh_heap_t *h, uintptr_t p, uint64_t pages) {
+static void give_back(tree_t *T, uintptr_t p, uint64_t pages) {
+    dh_heap_t *h = T->h;
     if (!dh_owns(h, p)) {
-        free_insert(h, p, pages);
+        free_insert(T, p, pages);
         return;
     }
     if (p > h->data_start) {
@@ -236,11 +373,13 @@ static void give_back(dh_heap_t *h, uintptr_t p, uint64_t pages) {
                            0x8080808080808080ull) == 0x8080808080808080ull &&
             pages_bytes(below) <= p - h->data_start) {
             uintptr_t q = p - pages_bytes(below);
-            if (head_read(dh_state_at(h, q)) == DH_ST_FREE_LARGE) {
-                uint64_t qpages = ((node_t *)q)->pages;
-                free_remove(h, q);
-                p = q;
-                pages += qpages;
+            node_t *left_free = own_free(T, q);
+            if (left_free != NULL) {
+                uint64_t qpages = left_free->pages;
+                if (free_remove(T, q)) {
+                    p = q;
+                    pages += qpages;
+                }
             }
         }
     }
@@ -249,24 +388,29 @@ static void give_back(dh_heap_t *h, uintptr_t p, uint64_t pages) {
         h->top = p;
         return;
     }
-    if (head_read(dh_state_at(h, end)) == DH_ST_FREE_LARGE) {
-        pages += ((node_t *)end)->pages;
-        free_remove(h, end);
+    node_t *right_free = own_free(T, end);
+    if (right_free != NULL) {
+        uint64_t more = right_free->pages;
+        if (free_remove(T, end)) pages += more;
     }
-    free_insert(h, p, pages);
+    free_insert(T, p, pages);
 }
 
 /* Take `pages` pages: best fit from the tree, else carve from the top.
  * Returns the start, with no state bytes set, or 0 when out of memory. */
-static uintptr_t take_pages(dh_heap_t *h, uint64_t pages) {
-    node_t *n = tree_best_fit(h->large_root, pages);
+static uintptr_t take_pages(tree_t *T, uint64_t pages) {
+    dh_heap_t *h = T->h;
+    node_t *n = tree_best_fit(T, h->large_root, pages);
+    if (T->bad != NULL) abandon(T); /* and carve instead */
     if (n != NULL) {
         uintptr_t p = (uintptr_t)n;
         uint64_t have = n->pages;
-        free_remove(h, p); /* which zeroes the node */
-        DH_MEM_ACCESS(n, sizeof *n);
-        if (have > pages) free_insert(h, p + pages_bytes(pages), have - pages);
-        return p;
+        if (free_remove(T, p)) { /* which zeroes the node */
+            DH_MEM_ACCESS(n, sizeof *n);
+            if (have > pages)
+                free_insert(T, p + pages_bytes(pages), have - pages);
+            return p;
+        }
     }
     uintptr_t p = h->top;
     if (pages > (h->limit - p) >> DH_PAGE_SHIFT) return 0;
@@ -276,8 +420,17 @@ static uintptr_t take_pages(dh_heap_t *h, uint64_t pages) {
 
 /* ---- entry points --------------------------------------------------------- */
 
-void *dh_span_take(dh_heap_t *h) {
-    uintptr_t p = take_pages(h, DH_SPAN_PAGES);
+/* The tree context of a call named `call` (malloc or the heap API's
+ * name) asking for n bytes. */
+static tree_t tree_of(dh_heap_t *h, const char *proc_call,
+                      const char *heap_call, size_t n) {
+    tree_t T = {h, h->process ? proc_call : heap_call, n, NULL};
+    return T;
+}
+
+void *dh_span_take(dh_heap_t *h, size_t n) {
+    tree_t T = tree_of(h, "malloc", "dh_heap_malloc", n);
+    uintptr_t p = take_pages(&T, DH_SPAN_PAGES);
     if (p == 0) errno = ENOMEM;
     return (void *)p;
 }
@@ -293,7 +446,8 @@ void *dh_large_alloc(dh_heap_t *h, size_t n, size_t align) {
     uint64_t pages = pages_for(n);
     uint64_t extra = align > DH_PAGE ? (align >> DH_PAGE_SHIFT) - 1 : 0;
     uintptr_t old_top = h->top;
-    uintptr_t p = pages ? take_pages(h, pages + extra) : 0;
+    tree_t T = tree_of(h, "malloc", "dh_heap_malloc", n);
+    uintptr_t p = pages ? take_pages(&T, pages + extra) : 0;
     if (p == 0) {
         h->failed_allocs++;
         errno = ENOMEM;
@@ -305,8 +459,8 @@ void *dh_large_alloc(dh_heap_t *h, size_t n, size_t align) {
         uintptr_t aend = a + pages_bytes(pages);
         /* mark the kept part live first, so give_back never merges it */
         dh_large_set(h, a, pages, DH_ST_LIVE_LARGE);
-        if (aend < end) give_back(h, aend, (end - aend) >> DH_PAGE_SHIFT);
-        if (a > p) give_back(h, p, (a - p) >> DH_PAGE_SHIFT);
+        if (aend < end) give_back(&T, aend, (end - aend) >> DH_PAGE_SHIFT);
+        if (a > p) give_back(&T, p, (a - p) >> DH_PAGE_SHIFT);
         p = a;
     } else {
         dh_large_set(h, p, pages, DH_ST_LIVE_LARGE);
@@ -329,7 +483,8 @@ void dh_large_free(dh_heap_t *h, uintptr_t p) {
     h->large_live_bytes -= pages_bytes(pages);
     h->live_bytes -= pages_bytes(pages);
     large_clear(h, p, pages);
-    give_back(h, p, pages);
+    tree_t T = tree_of(h, "free", "dh_free", pages_bytes(pages));
+    give_back(&T, p, pages);
 }
 
 /* Resize a live large block in place to hold n (> 64 KiB) bytes: shrink
@@ -341,25 +496,27 @@ bool dh_large_resize(dh_heap_t *h, uintptr_t p, size_t n) {
         return false;
     if (want == have) return true;
     uintptr_t end = p + pages_bytes(have);
+    tree_t T = tree_of(h, "realloc", "dh_heap_realloc", n);
+    node_t *next;
     if (want > have) {
         uint64_t more = want - have;
         if (end == h->top) {
             if (more > (h->limit - end) >> DH_PAGE_SHIFT ||
                 !dh_region_grow(h, end + pages_bytes(more)))
                 return false;
-        } else if (head_read(dh_state_at(h, end)) == DH_ST_FREE_LARGE &&
-                   ((node_t *)end)->pages >= more) {
-            uint64_t next = ((node_t *)end)->pages;
-            free_remove(h, end);
-            if (next > more)
-                free_insert(h, end + pages_bytes(more), next - more);
+        } else if ((next = own_free(&T, end)) != NULL &&
+                   next->pages >= more) {
+            uint64_t next_pages = next->pages;
+            if (!free_remove(&T, end)) return false;
+            if (next_pages > more)
+                free_insert(&T, end + pages_bytes(more), next_pages - more);
         } else {
             return false;
         }
     }
     large_clear(h, p, have);
     dh_large_set(h, p, want, DH_ST_LIVE_LARGE);
-    if (want < have) give_back(h, p + pages_bytes(want), have - want);
+    if (want < have) give_back(&T, p + pages_bytes(want), have - want);
     h->large_live_bytes += pages_bytes(want) - pages_bytes(have);
     h->live_bytes += pages_bytes(want) - pages_bytes(have);
     if (h->live_bytes > h->peak_live_bytes) h->peak_live_bytes = h->live_bytes;

@@ -2,7 +2,9 @@
  * options.c - reads the DETHEAP_* options from the environment into one
  * descriptor table, without allocating: getenv only walks environ.  Each
  * option has a name, a parser and a default; a malformed value keeps the
- * default and is reported once on stderr, naming the option.
+ * default and is reported once on stderr, naming the option.  They are read
+ * once per process (process.c, at its first allocation); the file names are
+ * copied then, so nothing here looks at the environment again.
  */
 #include "options.h"
 
@@ -58,16 +60,28 @@ static void complain(const char *name, const char *value, const char *why) {
 
 static bool is(const char *v, const char *word) { return strcmp(v, word) == 0; }
 
+/* A switch is `1` or `0`, exactly (docs/OPTIONS.md): anything else
+ * (`yes`, `on2`, ` 1`) is malformed, named, and the default kept. */
 static bool parse_bool(const char *v, bool *out) {
-    if (is(v, "1") || is(v, "yes") || is(v, "on") || is(v, "true")) {
-        *out = true;
-        return true;
-    }
-    if (is(v, "0") || is(v, "no") || is(v, "off") || is(v, "false")) {
-        *out = false;
+    if (is(v, "1") || is(v, "0")) {
+        *out = v[0] == '1';
         return true;
     }
     return false;
+}
+
+/* File names are copied when the options are read: a program may rewrite
+ * its environment before the exit report (redis does, for its title). */
+#define DH_NAME_MAX 4096
+static char trace_name[DH_NAME_MAX], stats_name[DH_NAME_MAX];
+
+static const char *copy_name(const char **out, char *buf, const char *v) {
+    if (*v == 0) return "empty file name";
+    size_t n = strlen(v);
+    if (n >= DH_NAME_MAX) return "file name too long";
+    memcpy(buf, v, n + 1);
+    *out = buf;
+    return NULL;
 }
 
 /* One parser per option; each returns NULL or why the value is bad. */
@@ -117,15 +131,11 @@ static const char *opt_stats(dh_options_t *o, const char *v) {
 }
 
 static const char *opt_trace(dh_options_t *o, const char *v) {
-    if (*v == 0) return "empty file name";
-    o->trace = v;
-    return NULL;
+    return copy_name(&o->trace, trace_name, v);
 }
 
 static const char *opt_stats_file(dh_options_t *o, const char *v) {
-    if (*v == 0) return "empty file name";
-    o->stats_file = v;
-    return NULL;
+    return copy_name(&o->stats_file, stats_name, v);
 }
 
 static const char *opt_remote(dh_options_t *o, const char *v) {

@@ -18,8 +18,10 @@ typedef struct dh_options {
     dh_on_error_t on_error;  /* DETHEAP_ON_ERROR */
     bool stats;              /* DETHEAP_STATS: report at exit */
     bool stats_json;         /* DETHEAP_STATS=json */
-    const char *stats_file;  /* DETHEAP_STATS_FILE: where the report goes */
-    const char *trace;       /* DETHEAP_TRACE: file name template or NULL */
+    const char *stats_file;  /* DETHEAP_STATS_FILE: where the report goes
+                                (a copy made when the options are read) */
+    const char *trace;       /* DETHEAP_TRACE: file name template or NULL
+                                (a copy, likewise) */
     bool stacks;             /* DETHEAP_STACKS: capture call stacks */
     bool remote_owner;       /* DETHEAP_REMOTE_FREE=owner: bounded memory */
     dh_thp_t thp;            /* DETHEAP_THP: huge-page policy of each heap */

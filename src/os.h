@@ -35,6 +35,18 @@
  * Returns the start, or NULL with errno set (ENOMEM, EEXIST). */
 DH_HIDDEN void *DH_OS_FN(reserve)(size_t size, size_t align, uintptr_t fixed);
 
+/* Map [fixed, fixed+size) readable and writable at exactly that address,
+ * if none of it is mapped yet (fresh pages read as zero): how a heap that
+ * reserves its range as it grows (under an address-space limit) takes the
+ * next part of it.  fixed and size are multiples of the OS page.  Returns
+ * false with errno EEXIST if something is already mapped there, ENOMEM if
+ * the OS refuses (the address-space limit), and maps nothing then. */
+DH_HIDDEN bool DH_OS_FN(map_fixed)(uintptr_t fixed, size_t size);
+
+/* The process's address-space limit (RLIMIT_AS, its soft value) in bytes,
+ * or UINT64_MAX if there is none or it cannot be read. */
+DH_HIDDEN uint64_t DH_OS_FN(as_limit)(void);
+
 /* Give a whole reserved range back.  Precondition: p, size as reserved. */
 DH_HIDDEN void DH_OS_FN(release)(void *p, size_t size);
 

@@ -53,6 +53,18 @@ void *dh_os_reserve(size_t size, size_t align, uintptr_t fixed) {
 
 void dh_os_release(void *p, size_t size) { REAL(release)(p, size); }
 
+bool REAL(map_fixed)(uintptr_t fixed, size_t size);
+uint64_t REAL(as_limit)(void);
+bool dh_os_map_fixed(uintptr_t fixed, size_t size) {
+    commits_seen++;
+    if (commit_always_fails || due(&commit_countdown)) {
+        errno = ENOMEM;
+        return false;
+    }
+    return REAL(map_fixed)(fixed, size);
+}
+uint64_t dh_os_as_limit(void) { return REAL(as_limit)(); }
+
 bool dh_os_commit(void *p, size_t size) {
     commits_seen++;
     if (commit_always_fails || due(&commit_countdown)) {

@@ -2,7 +2,9 @@
  * os_posix.c - the OS backend for Linux (and other POSIX systems with
  * mmap/mprotect).  Reservation is an inaccessible private anonymous mapping
  * with MAP_NORESERVE; commit is mprotect to read/write, which the kernel
- * backs with zero pages on first touch.  Huge-page advice is madvise
+ * backs with zero pages on first touch; a range taken as it grows (under
+ * an address-space limit) is mapped piece by piece with MAP_FIXED_NOREPLACE,
+ * which never replaces another mapping.  Huge-page advice is madvise
  * (MADV_HUGEPAGE, MADV_NOHUGEPAGE) where the system has it.
  */
 #ifndef _GNU_SOURCE
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -67,6 +70,35 @@ void *DH_OS_FN(reserve)(size_t size, size_t align, uintptr_t fixed) {
     if (back) munmap((char *)start + size, back);
     errno = saved;
     return (void *)start;
+}
+
+bool DH_OS_FN(map_fixed)(uintptr_t fixed, size_t size) {
+    int saved = errno;
+    void *p = mmap((void *)fixed, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+                       MAP_FIXED_NOREPLACE,
+                   -1, 0);
+    if (p == MAP_FAILED) {
+        if (errno != EEXIST) errno = ENOMEM;
+        return false;
+    }
+    if ((uintptr_t)p != fixed) { /* a kernel that took the flag as a hint */
+        munmap(p, size);
+        errno = EEXIST;
+        return false;
+    }
+    errno = saved;
+    return true;
+}
+
+uint64_t DH_OS_FN(as_limit)(void) {
+    int saved = errno;
+    struct rlimit rl;
+    uint64_t v = UINT64_MAX;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        v = (uint64_t)rl.rlim_cur;
+    errno = saved;
+    return v;
 }
 
 void DH_OS_FN(release)(void *p, size_t size) {

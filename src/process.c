@@ -35,7 +35,8 @@
  * Its tables must be valid from the first call (before any constructor),
  * so they are set here: every small size maps to bin 0, which is as empty
  * as the rest; no state byte maps to a bin. */
-#define EMPTY_BIN(c) {.live_state = DH_ST_LIVE + (c)}
+#define EMPTY_BIN(c) \
+    {.live_state = DH_ST_LIVE + (c), .free_state = DH_ST_FREE + (c)}
 #define EMPTY_BIN0 ((dh_bin_t *)&dh_empty_heap.bins[0])
 #define EMPTY_BIN0_X4 EMPTY_BIN0, EMPTY_BIN0, EMPTY_BIN0, EMPTY_BIN0
 #define EMPTY_BIN0_X16 EMPTY_BIN0_X4, EMPTY_BIN0_X4, EMPTY_BIN0_X4, EMPTY_BIN0_X4
@@ -114,6 +115,119 @@ static uintptr_t align_up(uintptr_t v, uintptr_t a) {
     return (v + a - 1) & ~(a - 1);
 }
 
+/* ---- the layout under an address-space limit ------------------------------ */
+
+/* RLIMIT_AS, read once at start, sizes the layout (docs/DESIGN.md,
+ * "Address space"): detheap's ranges take at most 7/8 of the limit, the
+ * rest is left to the program's own mappings (stacks, libraries, its own
+ * mmaps).  If the layout of the options (slot 0's range and every thread
+ * slot's) fits in that budget, nothing changes.  Else:
+ *
+ *   slot 0      reserves its range as it grows, up to 15/16 of the budget
+ *               (or its whole range if that is smaller); its addresses are
+ *               those it has without a limit, its range only ends sooner
+ *   thread      1/256 of the limit each, as a power of two, at least 4 MiB
+ *   heaps       and at most DETHEAP_THREAD_RESERVE; as many slots (the
+ *               system heap's included) as fit in what slot 0 leaves of
+ *               the budget, at least one; below 4 GiB they are packed side
+ *               by side (region.c, dh_region_pack)
+ *
+ * All of it is a pure function of the options and the limit, so the same
+ * limit gives the same layout and the same addresses. */
+#define DH_BUDGET_NUM 7u
+#define DH_BUDGET_DEN 8u
+#define DH_LIMIT_SHARE 256u                    /* a thread heap's share */
+#define DH_MIN_THREAD_HEAP ((uint64_t)4 << 20) /* 4 MiB */
+#define MIB ((uint64_t)1 << 20)
+
+static struct {
+    uint64_t as_limit;    /* RLIMIT_AS at start; UINT64_MAX: none */
+    bool limited;         /* it shrank the layout */
+    uint64_t main_end;    /* slot 0's range ends this far above its base
+                             (0: at its size) */
+    uint64_t main_budget; /* address space slot 0 may take */
+    uint64_t thread_size; /* each thread slot's range */
+    uint32_t threads;     /* thread slots the budget holds */
+} plan;
+
+static uint64_t pow2_floor(uint64_t v) {
+    return v ? (uint64_t)1 << (63 - __builtin_clzll(v)) : 0;
+}
+
+/* Size slot 0 and the thread slots to the budget, if the layout of the
+ * options (with `slots` thread slots) does not fit in it. */
+static void plan_init(uint64_t slots) {
+    uint64_t limit = dh_os_as_limit();
+    plan.as_limit = limit;
+    if (limit == UINT64_MAX) return;
+    uint64_t budget = (limit / DH_BUDGET_DEN * DH_BUDGET_NUM) & ~(MIB - 1);
+    uint64_t main = options.reserve;
+    if (main + slots * options.thread_reserve <= budget) return;
+    plan.limited = true;
+    uint64_t cap = (budget / 16 * 15) & ~(MIB - 1);
+    plan.main_budget = main;
+    if (main > cap) {
+        /* its data d and their state bytes (d/16), span map and header
+         * stay within cap */
+        uint64_t data_off = DH_HEADER_SIZE + align_up(main >> 4, DH_SPAN);
+        uint64_t d = cap > 2 * DH_HEADER_SIZE
+                         ? (cap - 2 * DH_HEADER_SIZE) / 17 * 16
+                         : 0;
+        d &= ~(uint64_t)(DH_COMMIT_STEP - 1);
+        if (d > main - data_off - DH_SPAN) d = main - data_off - DH_SPAN;
+        plan.main_end = data_off + d;
+        plan.main_budget = cap;
+    }
+    uint64_t t = pow2_floor(limit / DH_LIMIT_SHARE);
+    if (t < DH_MIN_THREAD_HEAP) t = DH_MIN_THREAD_HEAP;
+    if (t > options.thread_reserve) t = options.thread_reserve;
+    plan.thread_size = t;
+    uint64_t left = budget - plan.main_budget; /* main_budget <= budget */
+    plan.threads = left / t > DH_MAX_SLOTS ? DH_MAX_SLOTS
+                   : left / t > 0          ? (uint32_t)(left / t)
+                                           : 1;
+}
+
+/* v in decimal into buf (at least 21 bytes); returns its length. */
+static size_t decimal(char *buf, uint64_t v) {
+    char digits[20];
+    size_t n = 0, at = 0;
+    do digits[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n > 0) buf[at++] = digits[--n];
+    buf[at] = 0;
+    return at;
+}
+
+/* v as "2 GiB", "1680 MiB", "1000 KiB" or "1234 B" into buf[32]. */
+static void size_text(char *buf, uint64_t v) {
+    static const char *const unit[] = {" B", " KiB", " MiB", " GiB", " TiB"};
+    int u = 0;
+    while (u < 4 && v != 0 && v % 1024 == 0) {
+        v /= 1024;
+        u++;
+    }
+    size_t at = decimal(buf, v);
+    memcpy(buf + at, unit[u], strlen(unit[u]) + 1);
+}
+
+size_t dh_proc_limit_note(char *buf, size_t cap) {
+    if (!plan.limited || cap == 0) return 0;
+    char lim[32], main[32], thread[32], slots[32];
+    size_text(lim, plan.as_limit);
+    size_text(main, plan.main_budget);
+    size_text(thread, plan.thread_size);
+    decimal(slots, map.count > 0 ? map.count - 1 : 0);
+    const char *parts[] = {"RLIMIT_AS of ", lim, ": process heap reserve ",
+                           main, " (taken as it grows), thread heaps ",
+                           thread, " each (", slots, " slots)"};
+    size_t at = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        for (const char *p = parts[i]; *p && at + 1 < cap; p++) buf[at++] = *p;
+    buf[at] = 0;
+    return at;
+}
+
 static void map_init(void) {
     uintptr_t main_span = options.reserve > DH_HEAP_ALIGN ? options.reserve
                                                           : DH_HEAP_ALIGN;
@@ -129,6 +243,21 @@ static void map_init(void) {
                     ? 1 + (top - map.thread_start) / map.stride
                     : 1;
         if (count > DH_MAX_SLOTS) count = DH_MAX_SLOTS;
+    }
+    plan_init(count - 1);
+    if (plan.limited) {
+        if (count > 1 + (uint64_t)plan.threads) count = 1 + plan.threads;
+        uint64_t t = plan.thread_size;
+        if (options.base != 0 && t < DH_HEAP_ALIGN) {
+            /* packed side by side from the granule after slot 0's */
+            uintptr_t start = align_up(options.base + main_span, DH_HEAP_ALIGN);
+            if (count > 1 + DH_PACK_CELLS) count = 1 + DH_PACK_CELLS;
+            if (dh_region_pack(start, (uint32_t)(count - 1),
+                               (unsigned)__builtin_ctzll(t))) {
+                map.thread_start = start;
+                map.stride = t;
+            }
+        }
     }
     map.count = (uint32_t)count;
     uint64_t next = 1;
@@ -192,18 +321,22 @@ static _Atomic bool taken_said, no_space_said;
  * has no room: nothing is retried for that slot. */
 static dh_heap_t *slot_create(uint32_t slot) {
     dh_config_t cfg = DH_CONFIG_INIT;
-    cfg.reserve = slot == 0 ? options.reserve : options.thread_reserve;
+    cfg.reserve = slot == 0          ? options.reserve
+                  : plan.limited     ? plan.thread_size
+                                     : options.thread_reserve;
     cfg.on_error = options.on_error;
+    uintptr_t end = slot == 0 ? plan.main_end : 0;
+    bool grow = slot == 0 && plan.limited; /* only with a fixed base */
     uintptr_t want = slot_address(slot);
     dh_heap_t *h = NULL;
     if (want != 0) {
         cfg.base = want;
-        h = dh_heap_create(&cfg);
+        h = dh_region_create_in(&cfg, end, grow);
         if (h == NULL && errno != EEXIST) return NULL;
     }
     if (h == NULL) {
         cfg.base = 0;
-        h = dh_heap_create(&cfg);
+        h = dh_region_create_in(&cfg, end, false);
         if (h == NULL) return NULL;
         if (want != 0) {
             char a[16], b[16];
@@ -223,7 +356,7 @@ static dh_heap_t *slot_create(uint32_t slot) {
      * Pages are still backed only when touched; if the OS refuses (strict
      * overcommit), the heap commits step by step as before.  Not under
      * valgrind, whose memcheck would shadow every byte of the range. */
-    if (slot != 0 && !DH_UNDER_VALGRIND)
+    if (slot != 0 && !DH_UNDER_VALGRIND && !h->grows)
         dh_os_commit((void *)h->base, h->mapped);
     dh_region_set_thp(h, options.thp);
     h->owner_slot = slot;
@@ -387,6 +520,11 @@ static void init_process(void) {
     dh_options_read(&options);
     dh_observe = options.stats || options.trace || options.stacks;
     map_init();
+    char note[200];
+    if (dh_proc_limit_note(note, sizeof note) != 0) { /* once: here */
+        const char *msg[] = {"detheap: ", note, "\n"};
+        say(msg, 3);
+    }
     if (options.trace) dh_trace_open();
     dh_heap_t *h = slot_claim(0) ? slot_publish(0, slot_create(0)) : NULL;
     dh_proc_set_heap(h);
@@ -516,14 +654,18 @@ void dh_proc_sys_free(void *p) {
 static _Atomic bool full_said;
 static void *overflow_alloc(call_t *c, void *(*fn)(dh_heap_t *, size_t,
                                                    size_t),
-                            size_t a, size_t b) {
-    if (c->locked || errno != ENOMEM) return NULL;
+                            size_t a, size_t b, size_t need) {
+    /* a request that no heap of this size could ever hold (or whose size
+     * overflowed) is no sign of a full heap: ENOMEM, nothing said */
+    if (c->locked || errno != ENOMEM || need == SIZE_MAX ||
+        need > c->h->limit - c->h->data_start)
+        return NULL;
     dh_heap_t *sys = system_heap();
     if (sys == NULL) return NULL;
     if (!c->h->timing_dependent) {
         c->h->timing_dependent = true;
-        char slot[16];
-        hex(slot, c->h->owner_slot);
+        char slot[24];
+        decimal(slot, c->h->owner_slot);
         const char *msg[] = {"detheap: thread heap ", slot,
                              " is full; its thread allocates from the shared "
                              "system heap from now on (its addresses then "
@@ -559,7 +701,7 @@ static __attribute__((noinline)) void *proc_malloc_slow(size_t n) {
     call_t c;
     if (!call_begin(&c, NULL)) return NULL;
     void *p = dh_heap_malloc(c.h, n);
-    if (p == NULL) p = overflow_alloc(&c, heap_malloc2, n, 0);
+    if (p == NULL) p = overflow_alloc(&c, heap_malloc2, n, 0, n);
     if (c.observed) dh_observe_op(c.h, DH_OP_MALLOC, n, 0, 0, (uintptr_t)p);
     call_end(&c);
     return p;
@@ -576,11 +718,19 @@ DH_INLINE void *lean_class_alloc(dh_heap_t *h, size_t n) {
     dh_bin_t *b = &h->bins[c];
     void **p = b->head;
     if (p != NULL) {
+        if (DH_UNLIKELY(dh_free_head_ok(h, p, b->free_state) == NULL)) {
+            dh_list_corrupted(h, "malloc", n, c, false, p);
+            return NULL; /* the long way */
+        }
         b->head = DH_LINK_READ(p);
     } else {
         p = b->foreign;
         if (p == NULL || __atomic_load_n(&h->inbox, __ATOMIC_RELAXED) != NULL)
             return NULL;
+        if (DH_UNLIKELY(dh_foreign_free_ok(h, p, b->free_state) == NULL)) {
+            dh_list_corrupted(h, "malloc", n, c, true, p);
+            return NULL;
+        }
         b->foreign = DH_LINK_READ(p);
         h->foreign_bytes -= dh_class_sizes[c];
     }
@@ -604,7 +754,9 @@ void *dh_proc_calloc(size_t count, size_t size) {
     call_t c;
     if (!call_begin(&c, NULL)) return NULL;
     void *p = dh_heap_calloc(c.h, count, size);
-    if (p == NULL) p = overflow_alloc(&c, heap_calloc2, count, size);
+    size_t need;
+    if (__builtin_mul_overflow(count, size, &need)) need = SIZE_MAX;
+    if (p == NULL) p = overflow_alloc(&c, heap_calloc2, count, size, need);
     if (c.observed)
         dh_observe_op(c.h, DH_OP_CALLOC, count, size, 0, (uintptr_t)p);
     call_end(&c);
@@ -616,7 +768,8 @@ void *dh_proc_aligned(size_t align, size_t n) {
     if (!call_begin(&c, NULL)) return NULL;
     void *p = dh_heap_aligned_alloc(c.h, align, n);
     if (p == NULL && errno == ENOMEM)
-        p = overflow_alloc(&c, heap_aligned2, align, n);
+        p = overflow_alloc(&c, heap_aligned2, align, n,
+                           n + align < n ? SIZE_MAX : n + align);
     if (c.observed)
         dh_observe_op(c.h, DH_OP_ALIGNED, n, align, 0, (uintptr_t)p);
     call_end(&c);
@@ -665,8 +818,19 @@ static void inbox_drain(dh_heap_t *h) {
     void *list = __atomic_exchange_n(&h->inbox, NULL, __ATOMIC_ACQUIRE);
     while (list != NULL) {
         uintptr_t p = (uintptr_t)list;
+        /* a block other threads returned: in this range's data, and free
+         * (class or large) - else the rest of the inbox is abandoned */
+        uint8_t s = dh_own_granule(h, list) < h->fast_granules
+                        ? dh_st_load(dh_state_at(h, p))
+                        : 0;
+        if (!dh_st_is_free_class(s) && s != DH_ST_FREE_FOREIGN) {
+            h->class_abandoned = true; /* its blocks: on no list */
+            dh_report_corruption(h, "free", SIZE_MAX, -1,
+                                 "list of blocks other threads returned",
+                                 list);
+            return;
+        }
         list = DH_LINK_READ(list);
-        uint8_t s = dh_st_load(dh_state_at(h, p));
         if (dh_st_is_free_class(s)) {
             dh_bin_t *b = &h->bins[s - DH_ST_FREE];
             DH_LINK_WRITE((void *)p, b->head);
@@ -714,6 +878,45 @@ static uintptr_t span_of(dh_heap_t *r, uintptr_t p, uint32_t **word) {
     return 0;
 }
 
+/* Give a run [start, end) of retired spans of range r back: their data,
+ * the whole pages of their state bytes, and the mark that tells a check
+ * the spans' state bytes may read zero. */
+static void decommit_run(dh_heap_t *r, uintptr_t start, uintptr_t end) {
+    dh_os_decommit((void *)start, end - start);
+    uintptr_t page = r->os_page;
+    uintptr_t st = ((uintptr_t)dh_state_at(r, start) + page - 1) & ~(page - 1);
+    uintptr_t st_end = (uintptr_t)dh_state_at(r, end) & ~(page - 1);
+    if (st < st_end) dh_os_decommit((void *)st, st_end - st);
+    for (uintptr_t span = start; span < end; span += DH_SPAN) {
+        uint32_t *word;
+        span_of(r, span, &word);
+        if (word != NULL)
+            __atomic_fetch_or(word, DH_SPAN_DECOMMITTED, __ATOMIC_RELEASE);
+    }
+}
+
+/* Give h's pending retired spans back, sorted, adjacent ones together. */
+static void decommit_flush(dh_heap_t *h) {
+    uintptr_t *v = h->decommit_spans;
+    uint32_t n = h->decommit_pending;
+    h->decommit_pending = 0;
+    for (uint32_t i = 1; i < n; i++) /* insertion sort: n <= 32 */
+        for (uint32_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            uintptr_t t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    for (uint32_t i = 0; i < n;) {
+        dh_heap_t *r = dh_region_lookup(v[i]);
+        uint32_t j = i + 1;
+        while (j < n && v[j] == v[j - 1] + DH_SPAN &&
+               dh_region_lookup(v[j]) == r)
+            j++;
+        decommit_run(r, v[i], v[j - 1] + DH_SPAN);
+        i = j;
+    }
+}
+
 static void retire_class(dh_heap_t *h, dh_heap_t *r, uintptr_t p,
                          uint8_t *st, int c) {
     size_t size = dh_class_sizes[c];
@@ -727,11 +930,12 @@ static void retire_class(dh_heap_t *h, dh_heap_t *r, uintptr_t p,
     if (word == NULL) return;
     uint32_t old = __atomic_fetch_add(word, 1, __ATOMIC_ACQ_REL);
     if ((old & DH_SPAN_COUNT_MASK) + 1 != DH_SPAN / size) return;
-    /* the last block of the span: nobody holds any of it now */
-    dh_os_decommit((void *)span, DH_SPAN);
-    if (((span - r->base) & (DH_SPAN - 1)) == 0)
-        dh_os_decommit(dh_state_at(r, span), DH_SPAN >> DH_GRANULE_SHIFT);
-    __atomic_fetch_or(word, DH_SPAN_DECOMMITTED, __ATOMIC_RELEASE);
+    /* the last block of the span: nobody holds any of it now.  Spans a
+     * producer carved one after the other come here close together: they
+     * go back in batches, one system call (and one TLB shoot-down on the
+     * other threads) per run of adjacent spans instead of per span. */
+    h->decommit_spans[h->decommit_pending++] = span;
+    if (h->decommit_pending == DH_DECOMMIT_BATCH) decommit_flush(h);
 }
 
 static void retire_large(dh_heap_t *h, dh_heap_t *r, uintptr_t p) {
@@ -822,7 +1026,7 @@ void *dh_proc_realloc(void *ptr, size_t n, const char *call) {
     void *q = NULL;
     if (ptr == NULL) {
         q = dh_heap_malloc(c.h, n);
-        if (q == NULL) q = overflow_alloc(&c, heap_malloc2, n, 0);
+        if (q == NULL) q = overflow_alloc(&c, heap_malloc2, n, 0, n);
     } else if (s == 0) {
         reject(c.h, owner, p, call);
         errno = EINVAL;
@@ -928,12 +1132,31 @@ static void census_add(dh_census_t *sum, const dh_census_t *one) {
 _Static_assert(sizeof(dh_census_t) % sizeof(uint64_t) == 0,
                "census_add sums a census as an array of uint64_t");
 
+/* DETHEAP_REMOTE_FREE=owner: blocks other threads returned to h wait in
+ * its inbox, free and on no list until h's thread takes them: count them
+ * as listed (class blocks) or held (large blocks).  The other threads are
+ * parked (see detheap.h), so the list stands still. */
+static void inbox_census(const dh_heap_t *h, dh_census_t *sum) {
+    uint64_t n = 0;
+    for (void *p = __atomic_load_n(&h->inbox, __ATOMIC_ACQUIRE); p != NULL;
+         p = DH_LINK_READ(p)) {
+        uint8_t s = dh_st_load(dh_state_at(h, (uintptr_t)p));
+        if (++n > h->size >> DH_GRANULE_SHIFT) return; /* a cycle: damaged */
+        if (dh_st_is_free_class(s))
+            sum->listed[s - DH_ST_FREE]++;
+        else if (s == DH_ST_FREE_FOREIGN)
+            sum->tree_nodes++;
+        DH_MEM_NOACCESS(p, sizeof(void *));
+    }
+}
+
 int dh_process_check(void) {
     if (dh_self.heap == NULL && dh_proc_heap_slow() == NULL) return DH_CHECK_OK;
     dh_census_t sum;
     memset(&sum, 0, sizeof sum);
     uint64_t carved[DH_NUM_CLASSES] = {0}, live[DH_NUM_CLASSES] = {0};
-    uint64_t large_live = 0;
+    uint64_t large_live = 0, abandoned[DH_NUM_CLASSES] = {0};
+    bool bound = false; /* some abandoned count is an upper bound */
     dh_proc_lock(); /* no heap changes hands meanwhile */
     int r = DH_CHECK_OK;
     for (uint32_t s = 0; s < map.count && r == DH_CHECK_OK; s++) {
@@ -945,13 +1168,18 @@ int dh_process_check(void) {
         for (int c = 0; c < DH_NUM_CLASSES; c++) {
             carved[c] += h->bins[c].carved;
             live[c] += h->bins[c].allocs - h->bins[c].frees;
+            abandoned[c] += h->abandoned[c];
         }
+        bound |= h->class_abandoned;
         large_live += h->large_live_count;
+        inbox_census(h, &sum);
     }
     dh_proc_unlock();
     if (r != DH_CHECK_OK) return r;
     for (int c = 0; c < DH_NUM_CLASSES; c++) /* I3, I4 over the process */
-        if (sum.listed[c] != sum.free[c]) return DH_CHECK_I3;
+        if (bound ? sum.listed[c] > sum.free[c]
+                  : sum.listed[c] + abandoned[c] != sum.free[c])
+            return DH_CHECK_I3;
     for (int c = 0; c < DH_NUM_CLASSES; c++)
         if (carved[c] != sum.live[c] + sum.free[c] + sum.retired[c] ||
             live[c] != sum.live[c])
@@ -1002,11 +1230,16 @@ __attribute__((destructor)) static void at_exit(void) {
     if (o->trace) dh_trace_finish();
     if (!o->stats) return;
     int fd = 2;
-    if (o->stats_file) {
+    if (o->stats_file) { /* the name copied at start, %p: this process */
         char name[4096];
         dh_file_name(name, sizeof name, o->stats_file);
         fd = dh_os_open_write(name);
-        if (fd < 0) fd = 2;
+        if (fd < 0) {
+            const char *msg[] = {"detheap: cannot open DETHEAP_STATS_FILE ",
+                                 name, "; the statistics go to stderr\n"};
+            say(msg, 3);
+            fd = 2;
+        }
     }
     dh_proc_report(fd, o->stats_json);
     if (fd != 2) dh_os_close(fd);

@@ -131,6 +131,11 @@ DH_HIDDEN void dh_proc_orphan(dh_heap_t *h);
 DH_HIDDEN void *dh_proc_sys_malloc(size_t n);
 DH_HIDDEN void dh_proc_sys_free(void *p);
 
+/* What RLIMIT_AS made of the layout, as "RLIMIT_AS of 2 GiB: process heap
+ * reserve ... (N slots)" into buf (NUL-terminated, at most cap bytes);
+ * returns its length, 0 if the limit changed nothing. */
+DH_HIDDEN size_t dh_proc_limit_note(char *buf, size_t cap);
+
 /* The heaps of the process, by slot (NULL: none there), for reports. */
 DH_HIDDEN dh_heap_t *dh_proc_heap_at(uint32_t slot);
 DH_HIDDEN uint32_t dh_proc_slot_count(void);

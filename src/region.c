@@ -7,11 +7,23 @@
  * It is also aligned to DH_HEAP_ALIGN (4 GiB) and takes a whole number of
  * such granules, so that each granule belongs to at most one heap: the heap
  * map, one atomic pointer per 4 GiB of the address space, then finds the
- * heap of a pointer in O(1).  The range is never moved
+ * heap of a pointer in O(1) (but see "Address-space limits" below).  The range is never moved
  * and nothing is returned to the OS before dh_heap_destroy.
  *
  * Commit: the data is committed in steps of DH_COMMIT_STEP as `top` rises,
  * state map first, so that a failed commit leaves the heap as it was.
+ *
+ * Address-space limits (the process layer's layout under RLIMIT_AS,
+ * dh_region_create_in): a range may end below base + size (only the bytes
+ * up to its end are reserved; size still gives its alignment and the
+ * place of its state map), and a range at a fixed base may be reserved as
+ * it grows: its header at creation, then each part of the state map and
+ * the data when it is first committed (dh_os_map_fixed, which never takes
+ * another mapping's place).  A growing range remembers the commit the OS
+ * refused and does not ask again for as much or more.  Ranges smaller than
+ * 4 GiB may share granules of the heap map (dh_region_pack): the map then
+ * points to a table of its own, one cell per such range.  Such ranges end
+ * below base + size, so that the state byte of their end is their own.
  *
  * Huge pages (off unless asked for: dh_region_set_thp): once the data
  * passes huge_from (DH_HUGE_AFTER bytes above data_start in mode auto,
@@ -37,24 +49,60 @@
 
 static _Atomic(dh_heap_t *) heap_map[DH_HEAP_MAP_SIZE];
 
+/* The packed run (dh_region_pack): [start, end) in ranges of 2^shift
+ * bytes, each found in pack_cell; its granules of heap_map hold PACKED.
+ * Set once, before any heap exists there, and read-only after. */
+static char packed_mark;
+#define PACKED ((dh_heap_t *)(void *)&packed_mark)
+static struct {
+    uintptr_t start, end;
+    unsigned shift;
+} pack;
+static _Atomic(dh_heap_t *) pack_cell[DH_PACK_CELLS];
+
+static bool in_pack(uintptr_t p) { return p - pack.start < pack.end - pack.start; }
+
+/* The heap whose granule (or, packed, cell) holds p, or NULL. */
+static dh_heap_t *granule_heap(uintptr_t p) {
+    size_t idx = (size_t)(p >> DH_HEAP_ALIGN_SHIFT);
+    if (idx >= DH_HEAP_MAP_SIZE) return NULL;
+    dh_heap_t *h = atomic_load_explicit(&heap_map[idx], memory_order_acquire);
+    if (DH_UNLIKELY(h == PACKED))
+        h = in_pack(p) ? atomic_load_explicit(
+                             &pack_cell[(p - pack.start) >> pack.shift],
+                             memory_order_acquire)
+                       : NULL;
+    return h;
+}
+
+bool dh_region_pack(uintptr_t start, uint32_t count, unsigned shift) {
+    uintptr_t end = start + ((uintptr_t)count << shift);
+    if (count == 0 || count > DH_PACK_CELLS || shift >= DH_HEAP_ALIGN_SHIFT ||
+        start % DH_HEAP_ALIGN != 0 || end >> DH_ADDRESS_BITS || pack.end != 0)
+        return false;
+    for (uintptr_t a = start; a < end; a += DH_HEAP_ALIGN)
+        if (atomic_load(&heap_map[a >> DH_HEAP_ALIGN_SHIFT]) != NULL)
+            return false;
+    pack.start = start;
+    pack.end = end;
+    pack.shift = shift;
+    for (uintptr_t a = start; a < end; a += DH_HEAP_ALIGN)
+        atomic_store(&heap_map[a >> DH_HEAP_ALIGN_SHIFT], PACKED);
+    return true;
+}
+
 static uintptr_t round_up(uintptr_t v, uintptr_t a) {
     return (v + a - 1) & ~(a - 1);
 }
 
 dh_heap_t *dh_region_lookup(uintptr_t p) {
-    size_t idx = (size_t)(p >> DH_HEAP_ALIGN_SHIFT);
-    if (idx >= DH_HEAP_MAP_SIZE) return NULL;
-    dh_heap_t *h = atomic_load_explicit(&heap_map[idx], memory_order_acquire);
-    if (h == NULL || p - h->base >= h->size) return NULL;
+    dh_heap_t *h = granule_heap(p);
+    if (h == NULL || p - h->base >= h->limit - h->base) return NULL;
     return h;
 }
 
 uintptr_t dh_region_mask(uintptr_t p) {
-    size_t idx = (size_t)(p >> DH_HEAP_ALIGN_SHIFT);
-    dh_heap_t *h = idx < DH_HEAP_MAP_SIZE
-                       ? atomic_load_explicit(&heap_map[idx],
-                                              memory_order_acquire)
-                       : NULL;
+    dh_heap_t *h = granule_heap(p);
     DH_ASSERT("I1", h != NULL);
     return h ? h->mask : DH_HEAP_ALIGN - 1;
 }
@@ -65,8 +113,15 @@ uint32_t *dh_span_word_any(uintptr_t p) {
     return &h->span_map[(p - h->data_start) >> DH_SPAN_SHIFT];
 }
 
-static void map_set(uintptr_t base, uintptr_t mapped, dh_heap_t *h) {
-    for (uintptr_t a = base; a - base < mapped; a += DH_HEAP_ALIGN) {
+/* Enter h (or NULL) for [base, base + bytes): its cell if it is packed,
+ * else every granule it touches. */
+static void map_set(uintptr_t base, uintptr_t bytes, dh_heap_t *h) {
+    if (in_pack(base)) {
+        atomic_store_explicit(&pack_cell[(base - pack.start) >> pack.shift], h,
+                              memory_order_release);
+        return;
+    }
+    for (uintptr_t a = base; a - base < bytes; a += DH_HEAP_ALIGN) {
         size_t idx = (size_t)(a >> DH_HEAP_ALIGN_SHIFT);
         if (idx < DH_HEAP_MAP_SIZE)
             atomic_store_explicit(&heap_map[idx], h, memory_order_release);
@@ -85,7 +140,7 @@ static bool config_valid(const dh_config_t *cfg) {
         (cfg->reserve < DH_MIN_RESERVE ||
          cfg->reserve > ((uint64_t)1 << (DH_ADDRESS_BITS - 1))))
         return false;
-    if (cfg->base % DH_HEAP_ALIGN != 0) return false;
+    if (cfg->base % DH_HEAP_ALIGN != 0 && !in_pack(cfg->base)) return false;
     if ((uint64_t)cfg->base >> DH_ADDRESS_BITS) return false;
     if ((unsigned)cfg->on_error > DH_ON_ERROR_CALLBACK) return false;
     if (cfg->on_error == DH_ON_ERROR_CALLBACK && !cfg->error_callback)
@@ -108,7 +163,7 @@ static uintptr_t span_map_bytes(const dh_heap_t *h) {
 
 /* Lay out the header, state map and data of a fresh range. */
 static void layout(dh_heap_t *h, uintptr_t base, uintptr_t size,
-                   uintptr_t mapped, const dh_config_t *cfg) {
+                   uintptr_t end, uintptr_t mapped, const dh_config_t *cfg) {
     memset(h, 0, sizeof *h);
     h->magic = DH_HEAP_MAGIC;
     h->base = base;
@@ -120,12 +175,10 @@ static void layout(dh_heap_t *h, uintptr_t base, uintptr_t size,
         base + DH_HEADER_SIZE + round_up(size >> DH_GRANULE_SHIFT, DH_SPAN);
     h->top = h->high_water = h->commit_end = h->data_start;
     h->state_commit_end = (uintptr_t)dh_state_at(h, h->data_start);
-    h->limit = base + size;
+    h->limit = base + end;
     h->span_map = (uint32_t *)(h->state_commit_end - span_map_bytes(h));
     h->os_page = dh_os_page_size();
     h->data_state = dh_state_at(h, h->data_start);
-    h->state_bias =
-        (uintptr_t)h->data_state - (h->data_start >> DH_GRANULE_SHIFT);
     dh_bins_init(h);
     h->on_error = cfg->on_error;
     h->error_callback = cfg->error_callback;
@@ -139,13 +192,43 @@ void dh_region_relayout(dh_heap_t *h) {
     policy.on_error = keep.on_error;
     policy.error_callback = keep.error_callback;
     policy.error_user = keep.error_user;
-    layout(h, keep.base, keep.size, keep.mapped, &policy);
+    layout(h, keep.base, keep.size, keep.limit - keep.base, keep.mapped,
+           &policy);
+    h->grows = keep.grows;
+    h->refused_at = keep.refused_at;
     h->commit_end = keep.commit_end;
     h->state_commit_end = keep.state_commit_end;
     h->fast_granules = keep.fast_granules;
 }
 
-dh_heap_t *dh_region_create(const dh_config_t *cfg) {
+/* No granule of [base, base + bytes) is packed (a heap the OS placed in
+ * the packed run's unused part would hide the packed heaps' cells). */
+static bool granules_unpacked(uintptr_t base, uintptr_t bytes) {
+    for (uintptr_t a = base; a - base < bytes; a += DH_HEAP_ALIGN)
+        if ((a >> DH_HEAP_ALIGN_SHIFT) < DH_HEAP_MAP_SIZE &&
+            atomic_load(&heap_map[a >> DH_HEAP_ALIGN_SHIFT]) == PACKED)
+            return false;
+    return true;
+}
+
+/* Give back what a range holds of the address space: all of it, or for a
+ * growing range its header and the parts of the map and data taken. */
+static void release_range(uintptr_t base, uintptr_t mapped, bool grows,
+                          uintptr_t map_from, uintptr_t map_end,
+                          uintptr_t data_from, uintptr_t data_end) {
+    dh_os_release((void *)base, mapped);
+    if (!grows) return;
+    if (map_end > map_from) dh_os_release((void *)map_from, map_end - map_from);
+    if (data_end > data_from)
+        dh_os_release((void *)data_from, data_end - data_from);
+}
+
+static bool take(const dh_heap_t *h, uintptr_t p, uintptr_t n) {
+    return h->grows ? dh_os_map_fixed(p, n) : dh_os_commit((void *)p, n);
+}
+
+dh_heap_t *dh_region_create_in(const dh_config_t *cfg, uintptr_t end,
+                               bool grow) {
     dh_config_t defaults = DH_CONFIG_INIT;
     if (cfg == NULL) cfg = &defaults;
     if (!config_valid(cfg)) {
@@ -154,15 +237,35 @@ dh_heap_t *dh_region_create(const dh_config_t *cfg) {
     }
     uintptr_t size =
         pow2_at_least(cfg->reserve ? cfg->reserve : DH_DEFAULT_RESERVE);
-    uintptr_t mapped = round_up(size, DH_HEAP_ALIGN);
-    uintptr_t align = size > DH_HEAP_ALIGN ? size : DH_HEAP_ALIGN;
+    if (end == 0 || end > size) end = size;
+    bool packed = cfg->base != 0 && in_pack(cfg->base);
+    if (packed && size != (uintptr_t)1 << pack.shift) {
+        errno = EEXIST; /* a cell of the packed run, not for this size */
+        return NULL;
+    }
+    if (packed && end > size - DH_SPAN) end = size - DH_SPAN; /* see above */
+    uintptr_t align = packed || size > DH_HEAP_ALIGN ? size : DH_HEAP_ALIGN;
     if (cfg->base % align != 0) {
         errno = EINVAL;
         return NULL;
     }
+    grow = grow && cfg->base != 0;
+    /* A whole range takes its whole granules, as the state map of a full
+     * one is committed a little past its end (the state byte of its end
+     * is found as that of the next range's start); one that ends sooner
+     * (the process layer's under an address-space limit) takes only up to
+     * its end, and a growing one only its header for now. */
+    uintptr_t mapped = grow          ? DH_HEADER_SIZE
+                       : end < size  ? end
+                                     : round_up(size, DH_HEAP_ALIGN);
     void *p = dh_os_reserve(mapped, align, cfg->base);
     if (p == NULL) return NULL; /* errno from the OS layer */
     uintptr_t base = (uintptr_t)p;
+    if (!packed && !granules_unpacked(base, end)) {
+        dh_os_release(p, mapped);
+        errno = cfg->base ? EEXIST : ENOMEM;
+        return NULL;
+    }
     size_t header = round_up(sizeof(dh_heap_t), dh_os_page_size());
     if (!dh_os_commit(p, header)) {
         dh_os_release(p, mapped);
@@ -170,26 +273,34 @@ dh_heap_t *dh_region_create(const dh_config_t *cfg) {
         return NULL;
     }
     dh_heap_t *h = p;
-    layout(h, base, size, mapped, cfg);
+    layout(h, base, size, end, mapped, cfg);
+    h->grows = grow;
     if (h->data_start + DH_SPAN > h->limit) { /* cannot hold one span */
         dh_os_release(p, mapped);
         errno = EINVAL;
         return NULL;
     }
-    if (!dh_os_commit(h->span_map, span_map_bytes(h))) {
+    uintptr_t map = (uintptr_t)h->span_map;
+    if (!take(h, map, span_map_bytes(h))) {
         dh_os_release(p, mapped);
         errno = ENOMEM;
         return NULL;
     }
-    map_set(base, mapped, h);
+    map_set(base, end, h);
     return h;
 }
 
+dh_heap_t *dh_region_create(const dh_config_t *cfg) {
+    return dh_region_create_in(cfg, 0, false);
+}
+
 void dh_region_destroy(dh_heap_t *h) {
-    uintptr_t base = h->base, mapped = h->mapped;
-    map_set(base, mapped, NULL);
+    dh_heap_t keep = *h;
+    map_set(keep.base, keep.limit - keep.base, NULL);
     h->magic = 0;
-    dh_os_release((void *)base, mapped);
+    release_range(keep.base, keep.mapped, keep.grows,
+                  (uintptr_t)keep.span_map, keep.state_commit_end,
+                  keep.data_start, keep.commit_end);
 }
 
 void dh_region_set_thp(dh_heap_t *h, dh_thp_t mode) {
@@ -222,6 +333,8 @@ static void advise_huge(dh_heap_t *h) {
     dh_os_advise_huge((void *)h->huge_from, h->limit - h->huge_from, true);
 }
 
+static bool commit_parts(dh_heap_t *h, uintptr_t target, bool huge);
+
 /* Commit state map and data so that [data_start, new_top) is usable. */
 static bool commit_to(dh_heap_t *h, uintptr_t new_top) {
     uintptr_t target = h->data_start +
@@ -229,6 +342,16 @@ static bool commit_to(dh_heap_t *h, uintptr_t new_top) {
     bool huge = target > h->huge_from;
     if (huge) target = round_up(target, DH_HUGE_PAGE); /* whole huge pages */
     if (target > h->limit) target = h->limit;
+    if (h->refused_at != 0 && target >= h->refused_at) return false;
+    if (!commit_parts(h, target, huge)) {
+        if (h->grows) h->refused_at = target; /* not asked again */
+        return false;
+    }
+    return true;
+}
+
+/* commit_to's work: the state map, then the data, up to target. */
+static bool commit_parts(dh_heap_t *h, uintptr_t target, bool huge) {
     if (huge && !h->huge_advised) advise_huge(h);
     uintptr_t st_end = round_up((uintptr_t)dh_state_at(h, target), h->os_page);
     if (huge) { /* whole huge pages of the map too, up to its end */
@@ -237,13 +360,11 @@ static bool commit_to(dh_heap_t *h, uintptr_t new_top) {
         if (st_huge > st_end) st_end = st_huge;
     }
     if (st_end > h->state_commit_end) {
-        if (!dh_os_commit((void *)h->state_commit_end,
-                          st_end - h->state_commit_end))
+        if (!take(h, h->state_commit_end, st_end - h->state_commit_end))
             return false;
         h->state_commit_end = st_end;
     }
-    if (!dh_os_commit((void *)h->commit_end, target - h->commit_end))
-        return false;
+    if (!take(h, h->commit_end, target - h->commit_end)) return false;
     h->commit_end = target;
     h->fast_granules = (target - h->data_start) >> DH_GRANULE_SHIFT;
     return true;

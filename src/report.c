@@ -112,10 +112,18 @@ static void report_text(int fd, const dh_stats_t *s, uint64_t fp) {
         "memory: storage %" PRIu64 " B, committed %" PRIu64
         " B, failed allocations %" PRIu64 "\n",
         s->storage_bytes, s->committed_bytes, s->failed_allocs);
+    char note[200];
+    if (dh_proc_limit_note(note, sizeof note) != 0)
+        out(fd, "address space: %s\n", note);
     out(fd, "rejected frees: %" PRIu64, s->rejected_frees);
     for (int i = 1; i < DH_ERR_COUNT; i++)
         if (s->rejected_by_code[i])
             out(fd, ", %s %" PRIu64, code_names[i], s->rejected_by_code[i]);
+    if (s->corruptions)
+        out(fd,
+            "\ncorrupted metadata: %" PRIu64 " (free lists and trees "
+            "abandoned), leaked %" PRIu64 " blocks, %" PRIu64 " B",
+            s->corruptions, s->abandoned_blocks, s->abandoned_bytes);
     out(fd, "\nfingerprint: %016" PRIx64 "\n", fp);
     report_heaps_text(fd);
 }
@@ -150,7 +158,11 @@ static void report_json(int fd, const dh_stats_t *s, uint64_t fp) {
     for (int i = 1; i < DH_ERR_COUNT; i++)
         out(fd, "%s\"%s\": %" PRIu64, i > 1 ? ", " : "", code_names[i],
             s->rejected_by_code[i]);
-    out(fd, "}, \"fingerprint\": \"%016" PRIx64 "\"", fp);
+    out(fd,
+        "}, \"corruptions\": %" PRIu64 ", \"abandoned_blocks\": %" PRIu64
+        ", \"abandoned_bytes\": %" PRIu64,
+        s->corruptions, s->abandoned_blocks, s->abandoned_bytes);
+    out(fd, ", \"fingerprint\": \"%016" PRIx64 "\"", fp);
     report_heaps_json(fd);
     out(fd, "}\n");
 }

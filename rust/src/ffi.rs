@@ -5,7 +5,7 @@
 //! because the library stamps `struct_size` into the structs it fills.
 #![allow(non_camel_case_types)]
 
-use core::ffi::{c_char, c_int, c_void};
+use std::os::raw::{c_char, c_int, c_void}; // core::ffi's: rustc 1.64
 
 pub const DH_VERSION_MAJOR: u32 = 0;
 pub const DH_VERSION_MINOR: u32 = 2;
@@ -16,7 +16,7 @@ pub const DH_NUM_CLASSES: usize = 13;
 pub const DH_MAX_CLASS_SIZE: usize = 65536;
 pub const DH_HEAP_ALIGN: u64 = 1 << 32;
 pub const DH_DEFAULT_RESERVE: u64 = 64 << 30;
-pub const DH_STATS_VERSION: u32 = 1;
+pub const DH_STATS_VERSION: u32 = 2;
 
 /// Opaque heap.
 #[repr(C)]
@@ -38,6 +38,7 @@ pub const DH_ERR_FOREIGN: dh_error_code_t = 3;
 pub const DH_ERR_MISALIGNED: dh_error_code_t = 4;
 pub const DH_ERR_WRONG_HEAP: dh_error_code_t = 5;
 pub const DH_ERR_COUNT: usize = 6;
+pub const DH_ERR_CORRUPTED: dh_error_code_t = 6;
 
 #[repr(C)]
 pub struct dh_error_t {
@@ -109,6 +110,9 @@ pub struct dh_stats_t {
     pub rejected_by_code: [u64; DH_ERR_COUNT],
     pub rejected_handle_frees: u64,
     pub classes: [dh_class_stats_t; DH_NUM_CLASSES],
+    pub corruptions: u64,
+    pub abandoned_blocks: u64,
+    pub abandoned_bytes: u64,
 }
 
 pub type dh_check_t = c_int;

@@ -21,7 +21,7 @@
 //! into Rust, so the lock is never taken twice by one thread.
 use crate::ffi;
 use core::alloc::{GlobalAlloc, Layout};
-use core::ffi::c_void;
+use std::os::raw::c_void; // core::ffi's types need rustc 1.64
 use core::hint::spin_loop;
 use core::ptr::{self, null_mut};
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
@@ -122,7 +122,10 @@ impl Guard<'_> {
         if !h.is_null() {
             return h;
         }
-        let Source::Private { base } = self.owner.source else { return null_mut() };
+        let base = match self.owner.source {
+            Source::Private { base } => base,
+            Source::Process => return null_mut(),
+        };
         let h = match create_heap(base) {
             h if h.is_null() && base != 0 => create_heap(0),
             h => h,

@@ -7,7 +7,7 @@
 //! long as the heap is borrowed, and every call that could free or reuse a
 //! block takes `&mut self`, so a slice can never outlive its block.
 use crate::ffi;
-use core::ffi::c_int;
+use std::os::raw::c_int;
 use core::ptr::NonNull;
 use std::io;
 

@@ -18,6 +18,30 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
+/* -DDH_OV_RENAMED (tests only, the detheap_ov_renamed library): each
+ * function below is defined as dhov_NAME instead of NAME, so that a
+ * program with another malloc (a sanitizer runtime's) can call this file's
+ * code by those names.  Function-like macros, after the libc headers, so
+ * that the struct tags mallinfo and mallinfo2 keep their names. */
+#ifdef DH_OV_RENAMED
+#define malloc(...) dhov_malloc(__VA_ARGS__)
+#define free(...) dhov_free(__VA_ARGS__)
+#define calloc(...) dhov_calloc(__VA_ARGS__)
+#define realloc(...) dhov_realloc(__VA_ARGS__)
+#define reallocarray(...) dhov_reallocarray(__VA_ARGS__)
+#define posix_memalign(...) dhov_posix_memalign(__VA_ARGS__)
+#define aligned_alloc(...) dhov_aligned_alloc(__VA_ARGS__)
+#define memalign(...) dhov_memalign(__VA_ARGS__)
+#define valloc(...) dhov_valloc(__VA_ARGS__)
+#define pvalloc(...) dhov_pvalloc(__VA_ARGS__)
+#define malloc_usable_size(...) dhov_malloc_usable_size(__VA_ARGS__)
+#define mallinfo2(...) dhov_mallinfo2(__VA_ARGS__)
+#define mallinfo(...) dhov_mallinfo(__VA_ARGS__)
+#define malloc_trim(...) dhov_malloc_trim(__VA_ARGS__)
+#define malloc_stats(...) dhov_malloc_stats(__VA_ARGS__)
+#define mallopt(...) dhov_mallopt(__VA_ARGS__)
+#endif
+
 /* The lean fast paths: a free-list pop or push, the state byte and one
  * counter, with the bin found by one table load (internal.h: bin_by_size,
  * bin_by_state).  dh_self.fast is dh_empty_heap until the thread has a
@@ -32,8 +56,8 @@
  * The span may lie in another thread heap's range (made from a large block
  * freed here), so its state byte is found the general way.  Out of line, so
  * that the pop path below keeps its registers. */
-static __attribute__((noinline)) void *lean_carve(dh_heap_t *h, dh_bin_t *b,
-                                                  size_t n) {
+static __attribute__((noinline)) void *lean_carve(size_t n, dh_bin_t *b) {
+    dh_heap_t *h = dh_self.fast;
     uintptr_t size = dh_class_sizes[b->live_state - DH_ST_LIVE];
     if (b->foreign != NULL || b->carve_end - b->carve < size ||
         __atomic_load_n(&h->inbox, __ATOMIC_RELAXED) != NULL)
@@ -49,6 +73,18 @@ static __attribute__((noinline)) void *lean_carve(dh_heap_t *h, dh_bin_t *b,
     return p;
 }
 
+/* The head of b's list failed its check: abandon the list, report, and
+ * serve n the long way.  Out of line: the error path. */
+/* The head of b's list is not a free block of b's class in the committed
+ * data: NULL (the list is empty: carve), or the list was overwritten
+ * (abandon it, report, and serve n the long way).  Out of line. */
+static __attribute__((noinline)) void *lean_empty(size_t n, dh_bin_t *b,
+                                                  void *at) {
+    if (DH_LIKELY(at == NULL)) return lean_carve(n, b);
+    dh_list_corrupted(dh_self.fast, "malloc", n, dh_class_of(n), false, at);
+    return dh_proc_malloc(n);
+}
+
 /* malloc's body, under another name: the compiler must not see malloc
  * followed by memset in calloc (it would make that a call to calloc). */
 static inline __attribute__((always_inline)) void *lean_malloc(size_t n) {
@@ -61,31 +97,24 @@ static inline __attribute__((always_inline)) void *lean_malloc(size_t n) {
     else
         return dh_proc_malloc(n);
     void **p = b->head;
-    if (DH_UNLIKELY(p == NULL)) return lean_carve(h, b, n);
-    /* main lists hold only own-range blocks: the state byte is at
-     * state_bias + (p >> 4) */
+    /* main lists hold only own-range blocks: before p is handed out and
+     * its link followed, it must lie in the committed data at a 16-byte
+     * boundary and say "free, this class" (a write after free or an
+     * overflow can aim a link anywhere).  NULL fails the first test too. */
+    uintptr_t g = dh_own_granule(h, p);
+    if (DH_UNLIKELY(g >= h->fast_granules)) return lean_empty(n, b, p);
+    uint8_t *st = h->data_state + g;
+    if (DH_UNLIKELY(dh_st_load(st) != b->free_state))
+        return lean_empty(n, b, p);
     b->head = DH_LINK_READ(p);
     *p = NULL; /* no free-list link is left for the caller */
-    dh_st_store((uint8_t *)(h->state_bias + ((uintptr_t)p >> DH_GRANULE_SHIFT)),
-                b->live_state);
+    dh_st_store(st, b->live_state);
     DH_BLOCK_ALLOC(p, dh_class_sizes[b->live_state - DH_ST_LIVE]);
     b->allocs++;
     return p;
 }
 
 EXPORT void *malloc(size_t n) { return lean_malloc(n); }
-
-/* The granule of ptr in the committed data of h (the calling thread's fast
- * heap), or a number >= h->fast_granules if ptr is not at a 16-byte
- * boundary there: the index is rotated so that a pointer that is not
- * 16-byte aligned becomes huge (NULL does too), and one compare checks
- * range and alignment. */
-static inline __attribute__((always_inline)) uintptr_t own_granule(
-    const dh_heap_t *h, const void *ptr) {
-    uintptr_t off = (uintptr_t)ptr - h->data_start;
-    return (off >> DH_GRANULE_SHIFT) |
-           (off << (sizeof(uintptr_t) * 8 - DH_GRANULE_SHIFT));
-}
 
 /* Push the live own block ptr (state byte *st, value s, bin b) onto b. */
 static inline __attribute__((always_inline)) void lean_free(dh_bin_t *b,
@@ -101,7 +130,7 @@ static inline __attribute__((always_inline)) void lean_free(dh_bin_t *b,
 
 EXPORT void free(void *ptr) {
     dh_heap_t *h = dh_self.fast;
-    uintptr_t g = own_granule(h, ptr);
+    uintptr_t g = dh_own_granule(h, ptr);
     if (DH_LIKELY(g < h->fast_granules)) {
         uint8_t *st = h->data_state + g;
         uint8_t s = dh_st_load(st);
@@ -132,7 +161,7 @@ EXPORT void *calloc(size_t count, size_t size) {
 EXPORT void *realloc(void *ptr, size_t n) {
     if (ptr == NULL && !dh_observe) return lean_malloc(n);
     dh_heap_t *h = dh_self.fast;
-    uintptr_t g = own_granule(h, ptr);
+    uintptr_t g = dh_own_granule(h, ptr);
     uint8_t *st = h->data_state + g;
     dh_bin_t *b = g < h->fast_granules ? h->bin_by_state[dh_st_load(st)] : NULL;
     if (b != NULL && n != 0 && n <= DH_MAX_CLASS_SIZE) {

@@ -8,6 +8,18 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
+/* -DDH_OV_RENAMED (tests only, the detheap_ov_renamed library): each
+ * function below is defined as dhov_NAME, so that a program whose
+ * sanitizer runtime intercepts pthread_create can call this file's code,
+ * which calls the runtime's pthread_create under it (thread.c, dlsym). */
+#ifdef DH_OV_RENAMED
+#define pthread_create(...) dhov_pthread_create(__VA_ARGS__)
+#define pthread_join(...) dhov_pthread_join(__VA_ARGS__)
+#define pthread_tryjoin_np(...) dhov_pthread_tryjoin_np(__VA_ARGS__)
+#define pthread_timedjoin_np(...) dhov_pthread_timedjoin_np(__VA_ARGS__)
+#define pthread_detach(...) dhov_pthread_detach(__VA_ARGS__)
+#endif
+
 EXPORT int pthread_create(pthread_t *tid, const pthread_attr_t *attr,
                           void *(*fn)(void *), void *arg) {
     return dh_thread_create(tid, attr, fn, arg);

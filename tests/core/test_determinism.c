@@ -10,7 +10,13 @@
  *     child a fresh process with its own address-space layout), each child
  *     creates a heap at a fixed base, runs a sequence and prints a hash of
  *     every absolute address it got back.  The hashes must be equal, and
- *     equal to this process's own run at the same base.
+ *     equal to this process's own run at the same base; and the two
+ *     children's layouts must really have differed (their stacks and
+ *     libc's code at other addresses), or the test proves nothing.  It is
+ *     its own ctest test (test_determinism_processes: this binary with the
+ *     argument "processes"), which exits 77, skipped, when ASLR is off
+ *     (kernel.randomize_va_space = 0, or the ADDR_NO_RANDOMIZE
+ *     personality, as under `setarch -R`).
  * (c) A fixed base that is taken fails with EEXIST, a misaligned one with
  *     EINVAL.
  */
@@ -21,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/personality.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -242,13 +249,40 @@ static uint64_t run_at_fixed_base(void) {
     return hash;
 }
 
-/* The child: print the hash and an address of this process's own layout
- * (its stack), which ASLR makes different in each child. */
+/* libc's strlen, through a pointer the compiler cannot fold. */
+static size_t (*volatile libc_fn)(const char *) = strlen;
+
+/* The child: print the hash and two addresses of this process's own
+ * layout (its stack, libc's code), which ASLR makes different in each
+ * child. */
 static int child_main(void) {
     int local = 0;
     uint64_t hash = run_at_fixed_base();
-    printf("%016" PRIx64 " %p\n", hash, (void *)&local);
+    printf("%016" PRIx64 " %p %p\n", hash, (void *)&local,
+           (void *)(uintptr_t)libc_fn);
     return 0;
+}
+
+/* Whether the kernel randomizes this process's layout (and its
+ * children's, which inherit the personality). */
+static int aslr_on(char *why, size_t cap) {
+    FILE *f = fopen("/proc/sys/kernel/randomize_va_space", "r");
+    int level = -1;
+    if (f != NULL) {
+        if (fscanf(f, "%d", &level) != 1) level = -1;
+        fclose(f);
+    }
+    int persona = personality(0xffffffff);
+    if (level == 0) {
+        snprintf(why, cap, "kernel.randomize_va_space is 0");
+        return 0;
+    }
+    if (persona != -1 && (persona & ADDR_NO_RANDOMIZE)) {
+        snprintf(why, cap, "the ADDR_NO_RANDOMIZE personality is set "
+                           "(setarch -R)");
+        return 0;
+    }
+    return 1;
 }
 
 /* Re-execute this binary as a child; returns its output line. */
@@ -286,11 +320,20 @@ static void test_two_processes(void **state) {
     run_child(self_path, out1, sizeof out1);
     run_child(self_path, out2, sizeof out2);
     uint64_t h1, h2;
-    void *stack1, *stack2;
-    assert_int_equal(sscanf(out1, "%" SCNx64 " %p", &h1, &stack1), 2);
-    assert_int_equal(sscanf(out2, "%" SCNx64 " %p", &h2, &stack2), 2);
+    void *stack1, *stack2, *libc1, *libc2;
+    assert_int_equal(sscanf(out1, "%" SCNx64 " %p %p", &h1, &stack1, &libc1),
+                     3);
+    assert_int_equal(sscanf(out2, "%" SCNx64 " %p %p", &h2, &stack2, &libc2),
+                     3);
     print_message("child hashes %016" PRIx64 " %016" PRIx64
-                  "; child stacks %p %p\n", h1, h2, stack1, stack2);
+                  "; child stacks %p %p; libc %p %p\n", h1, h2, stack1,
+                  stack2, libc1, libc2);
+    /* The children's layouts differed: the equal hashes below owe nothing
+     * to two processes laid out alike. */
+    if (stack1 == stack2 || libc1 == libc2)
+        fail_msg("the two children were laid out alike (stacks %p %p, libc "
+                 "%p %p): ASLR moved nothing, so the same addresses prove "
+                 "nothing", stack1, stack2, libc1, libc2);
     assert_int_equal(h1, h2);
     /* And this process, whose layout differs again, agrees. */
     assert_int_equal(run_at_fixed_base(), h1);
@@ -356,7 +399,7 @@ static void test_fixed_base_errors(void **state) {
     dh_heap_destroy(h);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     if (getenv(CHILD_ENV) != NULL) return child_main();
     ssize_t n = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
     if (n <= 0) {
@@ -364,9 +407,21 @@ int main(void) {
         return 1;
     }
     self_path[n] = 0;
+    if (argc > 1 && strcmp(argv[1], "processes") == 0) {
+        char why[128];
+        if (!aslr_on(why, sizeof why)) {
+            printf("SKIPPED: test_two_processes: ASLR is off (%s): two "
+                   "processes would be laid out alike, so equal addresses "
+                   "would prove nothing\n", why);
+            return 77; /* ctest's SKIP_RETURN_CODE */
+        }
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_two_processes),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_heaps),
-        cmocka_unit_test(test_two_processes),
         cmocka_unit_test(test_fixed_base_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

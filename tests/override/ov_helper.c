@@ -24,6 +24,9 @@
  *                              main thread's heap (/proc/self/smaps):
  *                              "thp hg N nh N from OFF aligned A huge_kb K
  *                              hash H" (see thp below)
+ *
+ * With OV_SAY_ALLOCATOR set, it first prints "allocator: detheap" (or
+ * "allocator: libc" when the preload did not take).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -183,13 +186,15 @@ static bool unchanged(const snapshot_t *a, const snapshot_t *b) {
 }
 
 /* After a misuse the program was allowed to survive: nothing changed but
- * the count, and the heap goes on working.  Prints the line the test looks
- * for. */
+ * the count, the heap checks clean (DH_CHECK_OK, before and after: a heap
+ * broken by the setup would otherwise compare equal to itself), and it
+ * goes on working.  Prints the line the test looks for. */
 static int carry_on(const snapshot_t *before, void *probe,
                     const char *realloc_result) {
     snapshot_t after;
     take(&after, probe);
     bool same = unchanged(before, &after);
+    dh_check_t check = before->check != DH_CHECK_OK ? before->check : after.check;
     void *blocks[64];
     for (int round = 0; round < 4; round++) {
         for (int i = 0; i < 64; i++) {
@@ -207,9 +212,10 @@ static int carry_on(const snapshot_t *before, void *probe,
         }
         for (int i = 1; i < 64; i += 2) free(blocks[i]);
     }
-    printf("continued rejected=%" PRIu64 " unchanged=%d%s\n",
+    printf("continued rejected=%" PRIu64 " unchanged=%d check=%d%s\n",
            after.stats.rejected_frees - before->stats.rejected_frees,
-           (int)same, realloc_result);
+           (int)same, (int)check, realloc_result);
+    if (check != DH_CHECK_OK) return 8;
     return same ? 0 : 7;
 }
 
@@ -466,7 +472,21 @@ static int thp(long mib) {
     return 0;
 }
 
+/* With OV_SAY_ALLOCATOR set, say first whose malloc this is ("allocator:
+ * detheap" when detheap's heap claims a malloc'd block): for drivers that
+ * must know the preload took (tests/verify/run_memcheck.sh). */
+static void say_allocator(void) {
+    void *(*heap_of)(const void *) =
+        (void *(*)(const void *))dlsym(RTLD_DEFAULT, "dh_heap_of");
+    void *p = malloc(24);
+    bool ours = heap_of != NULL && p != NULL && heap_of(p) != NULL;
+    free(p);
+    printf("allocator: %s\n", ours ? "detheap" : "libc");
+    fflush(stdout); /* not again in the children of `fork` */
+}
+
 int main(int argc, char **argv) {
+    if (getenv("OV_SAY_ALLOCATOR") != NULL) say_allocator();
     if (argc >= 2 && strcmp(argv[1], "first") == 0) return first();
     if (argc >= 3 && strcmp(argv[1], "misuse") == 0) return misuse(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "fork") == 0) return forks(atoi(argv[2]));

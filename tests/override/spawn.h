@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,9 +55,12 @@ static inline bool ov_drain(int fd, char *buf, size_t *len) {
 }
 
 /* Run argv[0] (a path) with exactly the environment envp, for at most
- * limit seconds.  Returns false only if the process could not be started. */
-static inline bool ov_run(char *const argv[], char *const envp[],
-                          double limit, ov_result_t *r) {
+ * limit seconds, with an address-space limit (RLIMIT_AS, its soft value)
+ * of as_bytes if that is not 0.  Returns false only if the process could
+ * not be started. */
+static inline bool ov_run_as(char *const argv[], char *const envp[],
+                             double limit, unsigned long long as_bytes,
+                             ov_result_t *r) {
     memset(r, 0, sizeof *r);
     int po[2], pe[2];
     if (pipe(po) != 0 || pipe(pe) != 0) return false;
@@ -70,6 +74,11 @@ static inline bool ov_run(char *const argv[], char *const envp[],
         close(pe[0]);
         close(po[1]);
         close(pe[1]);
+        struct rlimit rl;
+        if (as_bytes != 0 && getrlimit(RLIMIT_AS, &rl) == 0) {
+            rl.rlim_cur = (rlim_t)as_bytes;
+            if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(126);
+        }
         execve(argv[0], argv, envp);
         _exit(127);
     }
@@ -109,6 +118,12 @@ static inline bool ov_run(char *const argv[], char *const envp[],
     r->code = r->exited ? WEXITSTATUS(st) : -1;
     r->signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
     return true;
+}
+
+/* The same without an address-space limit. */
+static inline bool ov_run(char *const argv[], char *const envp[],
+                          double limit, ov_result_t *r) {
+    return ov_run_as(argv, envp, limit, 0, r);
 }
 
 #endif /* OV_SPAWN_H */

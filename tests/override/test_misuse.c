@@ -8,13 +8,16 @@
  *          naming the call, the pointer the helper handed over and the
  *          reason; the process dies of SIGABRT before going on;
  *   warn:  the same line; the process goes on, its later allocations work,
- *          the heap checks clean, the rejection is counted once;
+ *          the heap checks clean (dh_heap_check gives DH_CHECK_OK) and
+ *          nothing else changed, the rejection is counted once;
  *   ignore: nothing on stderr; otherwise as warn.
  *
  * realloc of a rejected pointer returns NULL with errno EINVAL (glibc would
  * abort); the helper reports that as "realloc=einval".
  */
 #include "spawn.h"
+
+#include "detheap.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -102,7 +105,8 @@ static void run_one(void **state) {
                  result.err);
     assert_string_equal(result.err, quiet ? "" : want);
     char line[128];
-    snprintf(line, sizeof line, "continued rejected=1 unchanged=1%s\n",
+    snprintf(line, sizeof line, "continued rejected=1 unchanged=1 check=%d%s\n",
+             (int)DH_CHECK_OK,
              strcmp(s->call, "free") == 0 ? "" : " realloc=einval");
     assert_non_null(strstr(result.out, line));
 }

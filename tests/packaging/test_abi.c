@@ -3,7 +3,9 @@
  * version macros agree with the linked library and with the project
  * version the SONAME is made from, and the size-carrying structs
  * (dh_config_t, dh_stats_t) behave as the policy says for callers built
- * against another size.
+ * against another size.  It is linked against the shared library
+ * (tests/packaging/CMakeLists.txt), and checks that it is: a mismatch of
+ * header and library is what it is there to catch.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,8 +14,26 @@
 
 #include <detheap.h>
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+
+/* The library that defines dh_version in this process must be the shared
+ * one, with the SONAME the project version gives (libdetheap.so.MAJOR). */
+static void test_linked_against_shared_library(void **state) {
+    (void)state;
+    Dl_info info;
+    assert_true(dladdr((void *)&dh_version, &info) != 0);
+    assert_non_null(info.dli_fname);
+    char soname[64];
+    snprintf(soname, sizeof soname, "libdetheap.so.%d", DH_EXPECT_MAJOR);
+    const char *base = strrchr(info.dli_fname, '/');
+    base = base ? base + 1 : info.dli_fname;
+    if (strncmp(base, soname, strlen(soname)) != 0)
+        fail_msg("dh_version is defined in %s, not in %s", info.dli_fname,
+                 soname);
+}
 
 static void test_version_macros_match_library(void **state) {
     (void)state;
@@ -106,6 +126,7 @@ static void test_stats_larger_caller_struct(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_linked_against_shared_library),
         cmocka_unit_test(test_version_macros_match_library),
         cmocka_unit_test(test_config_init_stamps_size_and_version),
         cmocka_unit_test(test_unknown_config_size_is_refused),

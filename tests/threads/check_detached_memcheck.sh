@@ -11,16 +11,17 @@
 # program, after valgrind's own (vgpreload_core, vgpreload_memcheck), and
 # --soname-synonyms=somalloc=nouserintercepts keeps memcheck from replacing
 # detheap's malloc with its own.  Skipped when valgrind is not installed
-# (or LIB is "none-built": the build found no valgrind/memcheck.h).
+# (or LIB is "none-built": the build found no valgrind/memcheck.h), and
+# failed then when CI is set.
 #
 # Exit status: 0 no errors, 1 errors (or the run failed), 77 skipped.
 set -u
 . "$(dirname "$0")/thread_common.sh"
 prog=${1:?usage: check_detached_memcheck.sh PROG LIB|none}
 lib=${2:?usage: check_detached_memcheck.sh PROG LIB|none}
-command -v valgrind >/dev/null 2>&1 || th_skip "valgrind is not installed (scripts/deps.sh test installs it)"
+command -v valgrind >/dev/null 2>&1 || th_missing "valgrind is not installed (scripts/deps.sh test installs it)"
 [ -x "$prog" ] || { echo "missing $prog" >&2; exit 2; }
-[ "$lib" = none-built ] && th_skip "the valgrind-aware preload library is" \
+[ "$lib" = none-built ] && th_missing "the valgrind-aware preload library is" \
     "not built (tests/verify builds it when valgrind/memcheck.h is found)"
 [ "$lib" = none ] || [ -f "$lib" ] || { echo "missing $lib" >&2; exit 2; }
 

@@ -10,7 +10,11 @@
 #       says what went wrong (and the first lines of stderr) and is false.
 #       With th_notices_ok=1, "detheap:" lines are shown (note: ...), not
 #       judged.
-#   th_skip MSG    prints "SKIP: MSG" and exits 77 (ctest's SKIP_RETURN_CODE)
+#   th_skip MSG    prints "SKIP: MSG" and exits 77 (ctest's SKIP_RETURN_CODE):
+#                  the test cannot apply on this machine
+#   th_missing MSG a tool the test needs is missing: as th_skip, but when
+#                  the environment variable CI is set (.ci/run) it prints
+#                  "FAIL: MSG" and exits 1
 #   th_fail MSG    prints "FAIL: MSG" and marks the test failed (th_failed=1)
 #   th_pass MSG    prints "PASS: MSG"
 #   th_finish      exits 1 if anything failed, else 0
@@ -22,6 +26,10 @@ th_tmp=$(mktemp -d "${TMPDIR:-/tmp}/dh-threads.XXXXXX") || exit 2
 trap 'rm -rf "$th_tmp"' EXIT
 
 th_skip() { echo "SKIP: $*"; exit 77; }
+th_missing() {
+    [ -z "${CI:-}" ] || { echo "FAIL: $* (CI is set: a missing tool fails)"; exit 1; }
+    th_skip "$@"
+}
 th_fail() { echo "FAIL: $*"; th_failed=1; }
 th_pass() { echo "PASS: $*"; }
 th_finish() { exit "$th_failed"; }
