@@ -209,10 +209,6 @@ typedef struct dh_large_node {
 
 #define DH_HEAP_MAGIC 0x70616568746564ull /* "detheap" */
 
-/* Retired spans given back to the OS per batch (process.c): at most this
- * many spans' memory stays committed per thread heap meanwhile. */
-#define DH_DECOMMIT_BATCH 32
-
 struct dh_heap {
     uint64_t magic;          /* DH_HEAP_MAGIC while the heap exists */
     uintptr_t base;          /* first byte of the range (also the header) */
@@ -221,7 +217,6 @@ struct dh_heap {
     uintptr_t mask;          /* size - 1 */
     uintptr_t mapped;        /* bytes reserved from the OS (>= size) */
     uint8_t *state;          /* state map: state[(p - base) >> 4] */
-    uint32_t owner_slot;     /* process heaps: the slot this heap lives in */
     uintptr_t data_start;    /* first byte of data */
     uintptr_t top;           /* first byte not carved */
     uintptr_t high_water;    /* highest top ever (storage never shrinks);
@@ -247,16 +242,8 @@ struct dh_heap {
     uint64_t large_free_count, large_free_bytes;
     uint64_t failed_allocs;
     /* Cross-thread frees (per-thread heaps): bytes of other ranges' free
-     * blocks held on this heap's foreign lists and large tree, and what
-     * this heap retired instead of keeping (never reused; whole spans and
-     * large blocks of it are given back to the OS). */
+     * blocks held on this heap's foreign lists and large tree. */
     uint64_t foreign_bytes;
-    uint64_t retired_blocks, retired_bytes;
-    /* Spans of other ranges this heap's thread retired whole, whose memory
-     * goes back to the OS together once DH_DECOMMIT_BATCH are pending,
-     * adjacent ones in one call (process.c). */
-    uint32_t decommit_pending;
-    uintptr_t decommit_spans[DH_DECOMMIT_BATCH];
     /* One word per span of the data (region.c): the class + 1 of the span
      * carved there (bits 16..23), blocks of it retired (bits 0..15), and
      * DH_SPAN_DECOMMITTED once all were and its memory went back. */
@@ -276,30 +263,12 @@ struct dh_heap {
     dh_on_error_t on_error;
     dh_error_fn error_callback;
     void *error_user;
-    /* Process heaps only (process.c, thread.c, trace.c). */
-    bool process;             /* one of the process heap's slots */
-    bool unordered;           /* its slot was first come, first served */
-    bool timing_dependent;    /* it reused memory other threads retired
-                                 (its range ran out): from then on its
-                                 addresses depend on timing */
-    uint16_t depth;           /* place in the slot map (process.c) */
-    uint32_t index;
-    struct dh_heap *next;     /* link in a hand-over list */
-    struct dh_heap *pool;     /* heaps the thread that last ran on this heap
-                                 had joined and not handed on: they go with
-                                 this heap to the next thread that runs on
-                                 it (LIFO via next) */
-    uint32_t fresh_children;  /* fresh slots given to threads made here */
-    uint64_t tid;             /* kernel thread id of its last thread */
-    char thread_name[16];     /* that thread's name when it ended, or "" */
-    uint32_t trace_len;       /* bytes waiting in trace_buf */
-    uint64_t fingerprint;     /* hash of every observed call's (op, size,
-                                 result), in this heap's order */
-    uint64_t ops;             /* observed calls */
-    uint8_t *trace_buf;       /* DH_TRACE_BUF bytes in the header area */
-    void *inbox;              /* DETHEAP_REMOTE_FREE=owner: blocks of this
-                                 range freed by other threads, pushed
-                                 atomically, taken whole by the owner */
+    /* A heap of the process heap (process.c): other threads may free its
+     * blocks, so its spans are written to the span map, and its foreign
+     * lists are used.  What only the process layer keeps about such a heap
+     * (its slot, its thread, its trace) is in its header area, after this
+     * struct: process.h, dh_proc_heap_t. */
+    bool process;
     /* Huge pages (region.c). */
     uintptr_t huge_from;      /* data from here up is advised huge pages and
                                  committed in whole aligned huge pages; a

@@ -281,11 +281,11 @@ static uintptr_t slot_address(uint32_t slot) {
  * there than the map. */
 static uint32_t child_slot(const dh_heap_t *parent, uint16_t *depth,
                            uint32_t *index) {
-    uint32_t d = parent->depth, k = parent->fresh_children;
-    if (parent->unordered || d >= DH_LEVELS) return DH_NO_SLOT;
-    if (parent->index >= levels[d].parents || k >= levels[d].width)
+    uint32_t d = dh_ph(parent)->depth, k = dh_ph(parent)->fresh_children;
+    if (dh_ph(parent)->unordered || d >= DH_LEVELS) return DH_NO_SLOT;
+    if (dh_ph(parent)->index >= levels[d].parents || k >= levels[d].width)
         return DH_NO_SLOT;
-    uint32_t i = parent->index * levels[d].width + k;
+    uint32_t i = dh_ph(parent)->index * levels[d].width + k;
     uint64_t slot = (uint64_t)map.first[d] + i;
     if (slot >= map.ordered_end) return DH_NO_SLOT;
     *depth = (uint16_t)(d + 1);
@@ -349,6 +349,12 @@ static dh_heap_t *slot_create(uint32_t slot) {
             say_once(&taken_said, msg, 5);
         }
     }
+    /* the process layer's part of the heap, in its header area */
+    if (!dh_os_commit((void *)(h->base + DH_PROC_PART),
+                      align_up(sizeof(dh_proc_heap_t), h->os_page))) {
+        dh_region_destroy(h);
+        return NULL;
+    }
     /* A thread heap is made readable and writable whole, at once: its
      * commits then split no mapping, so that each heap costs the process
      * one or two of its mappings (vm.max_map_count, 65 530 by default, is
@@ -359,7 +365,7 @@ static dh_heap_t *slot_create(uint32_t slot) {
     if (slot != 0 && !DH_UNDER_VALGRIND && !h->grows)
         dh_os_commit((void *)h->base, h->mapped);
     dh_region_set_thp(h, options.thp);
-    h->owner_slot = slot;
+    dh_ph(h)->owner_slot = slot;
     h->process = true;
     if (options.trace) dh_trace_thread(h);
     return h;
@@ -412,23 +418,23 @@ static dh_heap_t *unordered_fresh(void) {
 static dh_heap_t *orphan_pop_unsafe(void) {
     dh_heap_t *h = orphans;
     if (h == NULL) return NULL;
-    orphans = h->next;
-    h->next = NULL;
+    orphans = dh_ph(h)->next;
+    dh_ph(h)->next = NULL;
     return h;
 }
 
 void dh_proc_orphan(dh_heap_t *h) {
     dh_proc_lock();
     while (h != NULL) { /* flatten: each heap and what travels with it */
-        dh_heap_t *next = h->next;
-        if (h->pool != NULL) {
-            dh_heap_t *last = h->pool;
-            while (last->next) last = last->next;
-            last->next = next;
-            next = h->pool;
-            h->pool = NULL;
+        dh_heap_t *next = dh_ph(h)->next;
+        if (dh_ph(h)->pool != NULL) {
+            dh_heap_t *last = dh_ph(h)->pool;
+            while (dh_ph(last)->next) last = dh_ph(last)->next;
+            dh_ph(last)->next = next;
+            next = dh_ph(h)->pool;
+            dh_ph(h)->pool = NULL;
         }
-        h->next = orphans;
+        dh_ph(h)->next = orphans;
         orphans = h;
         h = next;
     }
@@ -445,7 +451,7 @@ static dh_heap_t *unordered_heap(void) {
         no_space();
         return NULL;
     }
-    h->unordered = true;
+    dh_ph(h)->unordered = true;
     return h;
 }
 
@@ -453,8 +459,8 @@ dh_heap_t *dh_proc_acquire_child_heap(dh_thread_t *parent, bool *unordered) {
     *unordered = false;
     dh_heap_t *h = parent->inherited;
     if (h != NULL) { /* a joined thread's heap, LIFO */
-        parent->inherited = h->next;
-        h->next = NULL;
+        parent->inherited = dh_ph(h)->next;
+        dh_ph(h)->next = NULL;
         return h;
     }
     dh_heap_t *ph = parent->heap;
@@ -462,12 +468,12 @@ dh_heap_t *dh_proc_acquire_child_heap(dh_thread_t *parent, bool *unordered) {
         uint16_t depth;
         uint32_t index;
         uint32_t slot = child_slot(ph, &depth, &index);
-        ph->fresh_children++;
+        dh_ph(ph)->fresh_children++;
         if (slot != DH_NO_SLOT && slot_claim(slot)) {
             h = slot_publish(slot, slot_create(slot));
             if (h != NULL) {
-                h->depth = depth;
-                h->index = index;
+                dh_ph(h)->depth = depth;
+                dh_ph(h)->index = index;
                 return h;
             }
         }
@@ -528,7 +534,7 @@ static void init_process(void) {
     if (options.trace) dh_trace_open();
     dh_heap_t *h = slot_claim(0) ? slot_publish(0, slot_create(0)) : NULL;
     dh_proc_set_heap(h);
-    if (h != NULL) h->tid = dh_os_tid();
+    if (h != NULL) dh_ph(h)->tid = dh_os_tid();
     dh_self.path = 0;
     dh_thread_init(); /* may allocate: this thread's heap is ready */
     atomic_store_explicit(&init_state, 2, memory_order_release);
@@ -549,7 +555,7 @@ dh_heap_t *dh_proc_heap_slow(void) {
         dh_heap_t *h = unordered_heap();
         dh_self.no_heap = h == NULL;
         dh_proc_set_heap(h);
-        if (h != NULL) h->tid = dh_os_tid();
+        if (h != NULL) dh_ph(h)->tid = dh_os_tid();
         dh_thread_adopt(); /* its heap is handed on when it ends */
     }
     return dh_self.heap;
@@ -604,7 +610,7 @@ static bool call_begin(call_t *c, dh_heap_t *owner) {
     if (!system_call(owner)) {
         dh_heap_t *h = dh_self.heap ? dh_self.heap : dh_proc_heap_slow();
         if (h != NULL) {
-            if (__atomic_load_n(&h->inbox, __ATOMIC_RELAXED) != NULL)
+            if (__atomic_load_n(&dh_ph(h)->inbox, __ATOMIC_RELAXED) != NULL)
                 inbox_drain(h);
             c->h = h;
             c->observed = dh_observe;
@@ -662,10 +668,10 @@ static void *overflow_alloc(call_t *c, void *(*fn)(dh_heap_t *, size_t,
         return NULL;
     dh_heap_t *sys = system_heap();
     if (sys == NULL) return NULL;
-    if (!c->h->timing_dependent) {
-        c->h->timing_dependent = true;
+    if (!dh_ph(c->h)->timing_dependent) {
+        dh_ph(c->h)->timing_dependent = true;
         char slot[24];
-        decimal(slot, c->h->owner_slot);
+        decimal(slot, dh_ph(c->h)->owner_slot);
         const char *msg[] = {"detheap: thread heap ", slot,
                              " is full; its thread allocates from the shared "
                              "system heap from now on (its addresses then "
@@ -725,7 +731,7 @@ DH_INLINE void *lean_class_alloc(dh_heap_t *h, size_t n) {
         b->head = DH_LINK_READ(p);
     } else {
         p = b->foreign;
-        if (p == NULL || __atomic_load_n(&h->inbox, __ATOMIC_RELAXED) != NULL)
+        if (p == NULL || __atomic_load_n(&dh_ph(h)->inbox, __ATOMIC_RELAXED) != NULL)
             return NULL;
         if (DH_UNLIKELY(dh_foreign_free_ok(h, p, b->free_state) == NULL)) {
             dh_list_corrupted(h, "malloc", n, c, true, p);
@@ -806,16 +812,16 @@ static void remote_return(dh_heap_t *h, dh_heap_t *owner, uintptr_t p,
         h->large_live_bytes -= bytes;
         dh_st_store(st, DH_ST_FREE_FOREIGN);
     }
-    void *head = __atomic_load_n(&owner->inbox, __ATOMIC_RELAXED);
+    void *head = __atomic_load_n(&dh_ph(owner)->inbox, __ATOMIC_RELAXED);
     if (dh_st_is_live_class(s))
         DH_BLOCK_FREE((void *)p, dh_class_sizes[s - DH_ST_LIVE]);
     do DH_LINK_WRITE((void *)p, head);
-    while (!__atomic_compare_exchange_n(&owner->inbox, &head, (void *)p, true,
+    while (!__atomic_compare_exchange_n(&dh_ph(owner)->inbox, &head, (void *)p, true,
                                         __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 }
 
 static void inbox_drain(dh_heap_t *h) {
-    void *list = __atomic_exchange_n(&h->inbox, NULL, __ATOMIC_ACQUIRE);
+    void *list = __atomic_exchange_n(&dh_ph(h)->inbox, NULL, __ATOMIC_ACQUIRE);
     while (list != NULL) {
         uintptr_t p = (uintptr_t)list;
         /* a block other threads returned: in this range's data, and free
@@ -897,9 +903,9 @@ static void decommit_run(dh_heap_t *r, uintptr_t start, uintptr_t end) {
 
 /* Give h's pending retired spans back, sorted, adjacent ones together. */
 static void decommit_flush(dh_heap_t *h) {
-    uintptr_t *v = h->decommit_spans;
-    uint32_t n = h->decommit_pending;
-    h->decommit_pending = 0;
+    uintptr_t *v = dh_ph(h)->decommit_spans;
+    uint32_t n = dh_ph(h)->decommit_pending;
+    dh_ph(h)->decommit_pending = 0;
     for (uint32_t i = 1; i < n; i++) /* insertion sort: n <= 32 */
         for (uint32_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
             uintptr_t t = v[j];
@@ -921,8 +927,8 @@ static void retire_class(dh_heap_t *h, dh_heap_t *r, uintptr_t p,
                          uint8_t *st, int c) {
     size_t size = dh_class_sizes[c];
     h->bins[c].frees++;
-    h->retired_blocks++;
-    h->retired_bytes += size;
+    dh_ph(h)->retired_blocks++;
+    dh_ph(h)->retired_bytes += size;
     DH_BLOCK_FREE((void *)p, size);
     dh_st_store(st, (uint8_t)(DH_ST_RETIRED + c));
     uint32_t *word;
@@ -934,8 +940,8 @@ static void retire_class(dh_heap_t *h, dh_heap_t *r, uintptr_t p,
      * producer carved one after the other come here close together: they
      * go back in batches, one system call (and one TLB shoot-down on the
      * other threads) per run of adjacent spans instead of per span. */
-    h->decommit_spans[h->decommit_pending++] = span;
-    if (h->decommit_pending == DH_DECOMMIT_BATCH) decommit_flush(h);
+    dh_ph(h)->decommit_spans[dh_ph(h)->decommit_pending++] = span;
+    if (dh_ph(h)->decommit_pending == DH_DECOMMIT_BATCH) decommit_flush(h);
 }
 
 static void retire_large(dh_heap_t *h, dh_heap_t *r, uintptr_t p) {
@@ -945,8 +951,8 @@ static void retire_large(dh_heap_t *h, dh_heap_t *r, uintptr_t p) {
     h->large_live_count--;
     h->large_live_bytes -= bytes;
     h->live_bytes -= bytes;
-    h->retired_blocks++;
-    h->retired_bytes += bytes;
+    dh_ph(h)->retired_blocks++;
+    dh_ph(h)->retired_bytes += bytes;
     dh_os_decommit((void *)p, bytes);
     dh_st_store(dh_state_at(r, p), DH_ST_RETIRED_LARGE);
 }
@@ -1138,7 +1144,7 @@ _Static_assert(sizeof(dh_census_t) % sizeof(uint64_t) == 0,
  * parked (see detheap.h), so the list stands still. */
 static void inbox_census(const dh_heap_t *h, dh_census_t *sum) {
     uint64_t n = 0;
-    for (void *p = __atomic_load_n(&h->inbox, __ATOMIC_ACQUIRE); p != NULL;
+    for (void *p = __atomic_load_n(&dh_ph(h)->inbox, __ATOMIC_ACQUIRE); p != NULL;
          p = DH_LINK_READ(p)) {
         uint8_t s = dh_st_load(dh_state_at(h, (uintptr_t)p));
         if (++n > h->size >> DH_GRANULE_SHIFT) return; /* a cycle: damaged */
@@ -1204,20 +1210,20 @@ uint64_t dh_proc_fingerprint(void) {
     uint64_t fp = 0xcbf29ce484222325ull;
     for (uint32_t s = 0; s < DH_MAX_SLOTS; s++) {
         dh_heap_t *h = slot_get(s);
-        if (h == NULL || h->ops == 0) continue;
-        fp = mix(fp ^ mix(s + 1) ^ h->fingerprint);
+        if (h == NULL || dh_ph(h)->ops == 0) continue;
+        fp = mix(fp ^ mix(s + 1) ^ dh_ph(h)->fingerprint);
     }
     return fp;
 }
 
 void dh_observe_op(dh_heap_t *h, dh_op_t op, uint64_t a, uint64_t b,
                    uintptr_t in, uintptr_t out) {
-    uint64_t fp = h->fingerprint;
+    uint64_t fp = dh_ph(h)->fingerprint;
     fp = mix(fp ^ ((uint64_t)op << 56) ^ a);
     fp = mix(fp ^ b ^ ((uint64_t)in << 1));
     fp = mix(fp ^ out);
-    h->fingerprint = fp;
-    h->ops++;
+    dh_ph(h)->fingerprint = fp;
+    dh_ph(h)->ops++;
     if (options.trace && !dh_self.in_hook) dh_trace_record(h, op, a, b, in, out);
 }
 

@@ -34,6 +34,58 @@
 #define DH_NO_SLOT UINT32_MAX
 
 /* Operations, as counted in the fingerprint and written to the trace. */
+/* Retired spans given back to the OS per batch (process.c): at most this
+ * many spans' memory stays committed per thread heap meanwhile. */
+#define DH_DECOMMIT_BATCH 32
+
+/* What the process layer keeps about one of its heaps, beside the core
+ * heap (struct dh_heap, which knows nothing of threads): in the heap's
+ * header area, DH_PROC_PART bytes above its base, committed when the
+ * process layer creates the heap. */
+typedef struct dh_proc_heap {
+    uint32_t owner_slot;      /* the slot this heap lives in */
+    bool unordered;           /* its slot was first come, first served */
+    bool timing_dependent;    /* it reused memory other threads retired
+                                 (its range ran out): from then on its
+                                 addresses depend on timing */
+    uint16_t depth;           /* place in the slot map (process.c) */
+    uint32_t index;
+    struct dh_heap *next;     /* link in a hand-over list */
+    struct dh_heap *pool;     /* heaps the thread that last ran on this heap
+                                 had joined and not handed on: they go with
+                                 this heap to the next thread that runs on
+                                 it (LIFO via next) */
+    uint32_t fresh_children;  /* fresh slots given to threads made here */
+    uint64_t tid;             /* kernel thread id of its last thread */
+    char thread_name[16];     /* that thread's name when it ended, or "" */
+    uint32_t trace_len;       /* bytes waiting in trace_buf */
+    uint64_t fingerprint;     /* hash of every observed call's (op, size,
+                                 result), in this heap's order */
+    uint64_t ops;             /* observed calls */
+    uint8_t *trace_buf;       /* DH_TRACE_BUF bytes in the header area */
+    void *inbox;              /* DETHEAP_REMOTE_FREE=owner: blocks of this
+                                 range freed by other threads, pushed
+                                 atomically, taken whole by the owner */
+    /* What this heap's thread retired instead of keeping (never reused;
+     * whole spans and large blocks of it are given back to the OS), and
+     * the retired spans of other ranges whose memory goes back together
+     * once DH_DECOMMIT_BATCH are pending, adjacent ones in one call. */
+    uint64_t retired_blocks, retired_bytes;
+    uint32_t decommit_pending;
+    uintptr_t decommit_spans[DH_DECOMMIT_BATCH];
+} dh_proc_heap_t;
+
+#define DH_PROC_PART ((uintptr_t)8192)
+_Static_assert(sizeof(dh_heap_t) <= DH_PROC_PART,
+               "the process part follows the core heap in the header");
+_Static_assert(DH_PROC_PART + sizeof(dh_proc_heap_t) <= DH_HEADER_SIZE / 2,
+               "and ends below the trace buffer (trace.c)");
+
+/* The process layer's part of a heap it created. */
+DH_INLINE dh_proc_heap_t *dh_ph(const dh_heap_t *h) {
+    return (dh_proc_heap_t *)((uintptr_t)h + DH_PROC_PART);
+}
+
 typedef enum dh_op {
     DH_OP_MALLOC = 1,
     DH_OP_CALLOC = 2,

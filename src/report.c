@@ -42,7 +42,7 @@ static const char *const code_names[DH_ERR_COUNT] = {
 /* What a heap's line says of its thread. */
 static const char *heap_kind(const dh_heap_t *h) {
     if (dh_proc_is_system(h)) return "system";
-    return h->unordered ? "unordered" : "ordered";
+    return dh_ph(h)->unordered ? "unordered" : "ordered";
 }
 
 /* One line per heap of the process: which thread ran on it (the last one,
@@ -57,10 +57,10 @@ static void report_heaps_text(int fd) {
         out(fd,
             "%-6" PRIu32 " %-5u %-6" PRIu32 " %-9s %-8" PRIu64
             " %-16s %12" PRIu64 " %016" PRIx64 " %" PRIu64 " B%s\n",
-            slot, h->depth, h->index, heap_kind(h), h->tid,
-            h->thread_name[0] ? h->thread_name : "-", h->ops, h->fingerprint,
-            h->retired_bytes,
-            h->timing_dependent ? " (timing-dependent: its range ran out)"
+            slot, dh_ph(h)->depth, dh_ph(h)->index, heap_kind(h), dh_ph(h)->tid,
+            dh_ph(h)->thread_name[0] ? dh_ph(h)->thread_name : "-", dh_ph(h)->ops, dh_ph(h)->fingerprint,
+            dh_ph(h)->retired_bytes,
+            dh_ph(h)->timing_dependent ? " (timing-dependent: its range ran out)"
                                 : "");
     }
 }
@@ -77,9 +77,9 @@ static void report_heaps_json(int fd) {
             ", \"thread\": \"%s\", \"calls\": %" PRIu64
             ", \"fingerprint\": \"%016" PRIx64 "\", \"retired_bytes\": %" PRIu64
             ", \"timing_dependent\": %s}",
-            first ? "" : ", ", slot, h->depth, h->index, heap_kind(h), h->tid,
-            h->thread_name, h->ops, h->fingerprint, h->retired_bytes,
-            h->timing_dependent ? "true" : "false");
+            first ? "" : ", ", slot, dh_ph(h)->depth, dh_ph(h)->index, heap_kind(h), dh_ph(h)->tid,
+            dh_ph(h)->thread_name, dh_ph(h)->ops, dh_ph(h)->fingerprint, dh_ph(h)->retired_bytes,
+            dh_ph(h)->timing_dependent ? "true" : "false");
         first = false;
     }
     out(fd, "]");

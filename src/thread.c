@@ -132,8 +132,8 @@ static dh_heap_t *leave_heap(void) {
     dh_heap_t *h = dh_self.heap;
     if (h != NULL) {
         if (dh_proc_options()->trace) dh_trace_flush(h);
-        dh_os_thread_name(h->thread_name);
-        h->pool = dh_self.inherited; /* they travel with h */
+        dh_os_thread_name(dh_ph(h)->thread_name);
+        dh_ph(h)->pool = dh_self.inherited; /* they travel with h */
     } else {
         h = dh_self.inherited; /* no heap of its own: pass them on */
     }
@@ -196,7 +196,7 @@ static void *trampoline(void *arg) {
     dh_self.unordered = c->unordered;
     dh_self.no_heap = h == NULL;
     dh_proc_set_heap(h);
-    if (h != NULL) h->tid = dh_os_tid();
+    if (h != NULL) dh_ph(h)->tid = dh_os_tid();
     if (h != NULL && dh_proc_options()->trace) dh_trace_thread(h);
     pthread_setspecific(exit_key, c);
     return c->fn(c->arg);
@@ -215,11 +215,11 @@ int dh_thread_create(
     bool unordered;
     dh_heap_t *h = dh_proc_acquire_child_heap(&dh_self, &unordered);
     *c = (child_t){.fn = fn, .arg = arg, .heap = h,
-                   .pool = h ? h->pool : NULL,
+                   .pool = h ? dh_ph(h)->pool : NULL,
                    .path = mix(dh_self.path * 31 + ++dh_self.children),
                    .unordered = unordered || dh_self.unordered,
                    .detached = detach == PTHREAD_CREATE_DETACHED};
-    if (h != NULL) h->pool = NULL;
+    if (h != NULL) dh_ph(h)->pool = NULL;
     dh_proc_lock();
     insert_unsafe(&unnamed, c);
     dh_proc_unlock();
@@ -231,8 +231,8 @@ int dh_thread_create(
         unlink_unsafe(c);
         dh_proc_unlock();
         if (h != NULL) { /* not used: first in line again */
-            h->pool = c->pool;
-            h->next = dh_self.inherited;
+            dh_ph(h)->pool = c->pool;
+            dh_ph(h)->next = dh_self.inherited;
             dh_self.inherited = h;
         }
         dh_proc_sys_free(c);
@@ -275,8 +275,8 @@ static void joined(child_t *c, int rc) {
     dh_heap_t *h = c->heap; /* its heap, or (it had none) what it inherited */
     if (h != NULL) {
         dh_heap_t *last = h;
-        while (last->next) last = last->next;
-        last->next = dh_self.inherited;
+        while (dh_ph(last)->next) last = dh_ph(last)->next;
+        dh_ph(last)->next = dh_self.inherited;
         dh_self.inherited = h;
     }
     dh_proc_sys_free(c);

@@ -92,28 +92,28 @@ void dh_trace_open(void) {
 }
 
 void dh_trace_flush(dh_heap_t *h) {
-    if (h->trace_len == 0 || trace_fd < 0) return;
-    dh_os_write_all(trace_fd, h->trace_buf, h->trace_len);
-    h->trace_len = 0;
+    if (dh_ph(h)->trace_len == 0 || trace_fd < 0) return;
+    dh_os_write_all(trace_fd, dh_ph(h)->trace_buf, dh_ph(h)->trace_len);
+    dh_ph(h)->trace_len = 0;
 }
 
 static void put(dh_heap_t *h, const record_t *r) {
-    if (h->trace_buf == NULL) return;
-    if (h->trace_len + RECORD > DH_TRACE_BUF) dh_trace_flush(h);
-    memcpy(h->trace_buf + h->trace_len, r, RECORD);
-    h->trace_len += RECORD;
+    if (dh_ph(h)->trace_buf == NULL) return;
+    if (dh_ph(h)->trace_len + RECORD > DH_TRACE_BUF) dh_trace_flush(h);
+    memcpy(dh_ph(h)->trace_buf + dh_ph(h)->trace_len, r, RECORD);
+    dh_ph(h)->trace_len += RECORD;
 }
 
 /* Give h a buffer (in its header area) and say which thread now runs it. */
 void dh_trace_thread(dh_heap_t *h) {
     if (trace_fd < 0 || h == NULL) return;
-    if (h->trace_buf == NULL) {
+    if (dh_ph(h)->trace_buf == NULL) {
         uintptr_t buf = h->base + DH_HEADER_SIZE / 2;
         if (!dh_os_commit((void *)buf, DH_TRACE_BUF)) return;
-        h->trace_buf = (uint8_t *)buf;
+        dh_ph(h)->trace_buf = (uint8_t *)buf;
     }
-    record_t r = {DH_OP_THREAD, dh_self.unordered, 0, h->owner_slot,
-                  dh_self.path, h->ops, 0};
+    record_t r = {DH_OP_THREAD, dh_self.unordered, 0, dh_ph(h)->owner_slot,
+                  dh_self.path, dh_ph(h)->ops, 0};
     put(h, &r);
 }
 
@@ -127,8 +127,8 @@ static void put_frames(dh_heap_t *h) {
     if (n <= 0) return;
     /* the record and its addresses go out in one buffer, never split */
     uint32_t need = RECORD * (1 + (uint32_t)(n + 3) / 4);
-    if (h->trace_len + need > DH_TRACE_BUF) dh_trace_flush(h);
-    record_t r = {DH_OP_FRAMES, 0, (uint16_t)n, h->owner_slot, 0, 0, 0};
+    if (dh_ph(h)->trace_len + need > DH_TRACE_BUF) dh_trace_flush(h);
+    record_t r = {DH_OP_FRAMES, 0, (uint16_t)n, dh_ph(h)->owner_slot, 0, 0, 0};
     put(h, &r);
     for (int i = 0; i < n; i += 4) { /* four frames a record */
         uint64_t chunk[4] = {0, 0, 0, 0};
@@ -141,12 +141,12 @@ static void put_frames(dh_heap_t *h) {
 void dh_trace_record(dh_heap_t *h, dh_op_t op, uint64_t a, uint64_t b,
                      uintptr_t in, uintptr_t out) {
     if (trace_fd < 0) return;
-    if (h->trace_buf == NULL) dh_trace_thread(h);
+    if (dh_ph(h)->trace_buf == NULL) dh_trace_thread(h);
     record_t r = {(uint8_t)op, (uint8_t)(out == 0 && op != DH_OP_FREE), 0,
-                  h->owner_slot, a, b ? b : in, out};
+                  dh_ph(h)->owner_slot, a, b ? b : in, out};
     /* a call and its stack share a buffer: the stack has no slot of its own */
     if (dh_proc_options()->stacks &&
-        h->trace_len + RECORD * (2 + MAX_FRAMES / 4) > DH_TRACE_BUF)
+        dh_ph(h)->trace_len + RECORD * (2 + MAX_FRAMES / 4) > DH_TRACE_BUF)
         dh_trace_flush(h);
     put(h, &r);
     if (dh_proc_options()->stacks) put_frames(h);
@@ -187,7 +187,7 @@ void dh_trace_finish(void) {
     if (trace_fd < 0) return;
     dh_heap_t *h = dh_self.heap;
     if (h != NULL) {
-        record_t r = {DH_OP_END, 0, 0, h->owner_slot, h->ops, h->fingerprint,
+        record_t r = {DH_OP_END, 0, 0, dh_ph(h)->owner_slot, dh_ph(h)->ops, dh_ph(h)->fingerprint,
                       dh_proc_fingerprint()};
         put(h, &r);
         dh_trace_flush(h);
@@ -199,7 +199,7 @@ void dh_trace_after_fork(void) {
     if (trace_fd >= 0) dh_os_close(trace_fd);
     trace_fd = -1;
     dh_heap_t *h = dh_self.heap;
-    if (h != NULL) h->trace_len = 0; /* the parent writes those */
+    if (h != NULL) dh_ph(h)->trace_len = 0; /* the parent writes those */
     dh_trace_open();
     dh_trace_thread(h);
 }

@@ -60,7 +60,7 @@ static __attribute__((noinline)) void *lean_carve(size_t n, dh_bin_t *b) {
     dh_heap_t *h = dh_self.fast;
     uintptr_t size = dh_class_sizes[b->live_state - DH_ST_LIVE];
     if (b->foreign != NULL || b->carve_end - b->carve < size ||
-        __atomic_load_n(&h->inbox, __ATOMIC_RELAXED) != NULL)
+        __atomic_load_n(&dh_ph(h)->inbox, __ATOMIC_RELAXED) != NULL)
         return dh_proc_malloc(n);
     void **p = (void **)b->carve;
     b->carve += size;
