@@ -7,6 +7,9 @@ RESULTS_DIR holds tab-separated files written by bench.sh (micro.tsv,
 threads.tsv, ir.tsv, programs.tsv, rss.tsv, handle.tsv, meta.tsv,
 allocators.tsv, commands.tsv, notes.txt); any of them may be missing or
 empty, and every table then says what was not measured instead of failing.
+allocators.tsv lists every row in run order, with a third column that is
+"reference" for a row that is no real allocator (ideal-lifo): it appears in
+the microbenchmark and instruction-count tables only.
 
 Ratios are always taken between figures of the same round (the allocators
 ran interleaved within it) and summarised as min/median/max over rounds.
@@ -20,6 +23,21 @@ from collections import defaultdict
 
 SUBJECT = "detheap"
 BASELINE = "mimalloc"
+# The reference row (bench/ideal_lifo.c): an ideal LIFO free list behind a
+# call, run by bench.sh for the microbenchmarks and the instruction count
+# only, and marked "reference" in allocators.tsv.
+REFERENCE = "ideal-lifo"
+REFERENCE_DESC = ("`bench/ideal_lifo.c`, not an allocator but the reference row: "
+                  "an ideal LIFO free list behind a call (a thread-local list per "
+                  "size class, 16-byte classes to 1 KiB then powers of two to 256 MiB, bump "
+                  "allocation from one sub-region per class, the class found "
+                  "from the address; no header, no checks). It runs in the "
+                  "microbenchmarks and the instruction count only.")
+# Single-thread targets: detheap's geometric mean against the reference and
+# against mimalloc, and its instructions per pair on pair_live.
+REF_TARGET = 1.10
+MICRO_TARGET = 0.75
+IR_TARGET = 56
 THREAD_DESC = {
     "larson": "each thread keeps 1000 live blocks of 16..1024 bytes and replaces "
               "one at random per operation; one block in 16 is handed to the other "
@@ -130,10 +148,17 @@ class Report:
                 self.pkgs.append(row[1])
             elif len(row) > 1:
                 self.meta[row[0]] = row[1]
-        self.allocs = [r[0] for r in read_tsv(res, "allocators.tsv")]
-        self.libs = {r[0]: r[1] for r in read_tsv(res, "allocators.tsv")}
+        rows = read_tsv(res, "allocators.tsv")
+        # Every row in run order (the microbenchmarks and the instruction
+        # count); allocs and peers leave out the reference rows, which the
+        # thread benchmarks and the real programs do not run.
+        self.micro_allocs = [r[0] for r in rows]
+        self.refs = [r[0] for r in rows if len(r) > 2 and r[2] == "reference"]
+        self.allocs = [a for a in self.micro_allocs if a not in self.refs]
+        self.libs = {r[0]: r[1] for r in rows}
         self.has_subject = SUBJECT in self.allocs
         self.peers = [a for a in self.allocs if a != SUBJECT]
+        self.micro_peers = [a for a in self.micro_allocs if a != SUBJECT]
         self.notes = []
         if os.path.exists(os.path.join(res, "notes.txt")):
             self.notes = [l.strip() for l in open(os.path.join(res, "notes.txt")) if l.strip()]
@@ -151,17 +176,23 @@ class Report:
         self.w()
 
     def ratio_table(self, series, benches, what, label=lambda b: "`%s`" % b,
-                    subject=SUBJECT):
+                    subject=SUBJECT, peers=None):
         """subject / each peer, median (min–max) over rounds."""
         if not self.has_subject:
             self.w("*%s, detheap / peer: detheap was not measured (see Notes).*" % what)
             self.w()
             return
+        peers = self.peers if peers is None else peers
         self.w("%s, %s / peer, median (min–max) over rounds:" % (what, subject))
         self.w()
         rows = [[label(b)] + [ratio_cell(series.ratio_summary(b, subject, p))
-                              for p in self.peers] for b in benches]
-        self.table(["benchmark"] + [subject + " / " + p for p in self.peers], rows)
+                              for p in peers] for b in benches]
+        self.table(["benchmark"] + [subject + " / " + self.col(p) for p in peers],
+                   rows)
+
+    def col(self, a):
+        """A column or row heading for allocator a."""
+        return a + " (reference)" if a in self.refs else a
 
     # ---- sections ------------------------------------------------------
 
@@ -193,7 +224,11 @@ class Report:
                "glibc through `LD_PRELOAD`):")
         self.w()
         self.table(["allocator", "library"],
-                   [[a, "`%s`" % self.libs[a]] for a in self.allocs])
+                   [[self.col(a), "`%s`" % self.libs[a]] for a in self.micro_allocs])
+        for a in self.refs:
+            if a == REFERENCE:
+                self.w("%s: %s" % (a, REFERENCE_DESC))
+                self.w()
         self.w("Each measurement runs the allocators one after the other (A B C D "
                "E, A B C D E, ...) for %s rounds (%s for the real programs); a "
                "ratio is taken between two allocators' figures of the same round "
@@ -216,40 +251,75 @@ class Report:
                "medians, and the best of all. Lower is better."
                % self.meta.get("micro_reps", "?"))
         self.w()
+        if REFERENCE in self.refs:
+            self.w("The %s column is the reference row (see the allocators "
+                   "above): detheap / %s is how far detheap is from an ideal "
+                   "LIFO free list behind a call." % (REFERENCE, REFERENCE))
+            self.w()
         benches = s.benches()
         if not benches:
             self.w("*Not measured.*")
             self.w()
+            self.micro_targets(s, benches)
             return
         rows = []
         for b in benches:
             row = ["`%s`: %s" % (b, MICRO_DESC.get(b, ""))]
-            for a in self.allocs:
+            for a in self.micro_allocs:
                 mb = best.v[b].get(a, {})
                 row.append("%s (best %s)" % (fmt(s.med(b, a)),
                                              fmt(min(mb.values())) if mb else "–"))
             rows.append(row)
-        self.table(["benchmark"] + self.allocs, rows)
-        self.ratio_table(s, benches, "Time ratio")
-        if self.has_subject:
-            g = {p: geomean([(s.ratio_summary(b, SUBJECT, p) or (0, 0, 0))[1]
-                             for b in benches]) for p in self.peers}
-            self.w("Geometric mean of the median ratios: " + ", ".join(
-                "detheap / %s = %s" % (p, fmt(g[p])) for p in self.peers) + ".")
-            self.w()
-            gm = g.get(BASELINE)
-            self.targets.append((
-                "single-thread microbenchmarks: geometric mean of detheap's time "
-                "<= 0.75x mimalloc's", fmt(gm) + "x" if gm else "–",
-                self.verdict(gm, lambda x: x <= 0.75)))
-        else:
-            self.targets.append(("single-thread microbenchmarks: geometric mean "
-                                 "<= 0.75x mimalloc's", "–", "not measured"))
+        self.table(["benchmark"] + [self.col(a) for a in self.micro_allocs], rows)
+        self.ratio_table(s, benches, "Time ratio", peers=self.micro_peers)
+        self.micro_targets(s, benches)
         self.plot(s, benches)
+
+    def micro_targets(self, s, benches):
+        """The geometric means of detheap's median ratios to each row, and
+        the targets against the reference row and mimalloc: met or not on
+        the geometric mean, and not met when detheap failed a benchmark the
+        other row ran."""
+        ref_t = ("single-thread microbenchmarks: detheap <= %.2fx %s (geometric "
+                 "mean of detheap / %s)" % (REF_TARGET, REFERENCE, REFERENCE))
+        base_t = ("single-thread microbenchmarks: detheap <= %.2fx %s (geometric "
+                  "mean of detheap / %s)" % (MICRO_TARGET, BASELINE, BASELINE))
+        if not self.has_subject or not benches:
+            for t in (ref_t, base_t):
+                self.targets.append((t, "–", "not measured"))
+            return
+        med = {p: {b: (s.ratio_summary(b, SUBJECT, p) or (0, None, 0))[1]
+                   for b in benches} for p in self.micro_peers}
+        g = {p: geomean([m for m in med[p].values() if m is not None])
+             for p in self.micro_peers}
+        self.w("Geometric mean of the median ratios: " + ", ".join(
+            "detheap / %s = %s" % (self.col(p), fmt(g[p])) for p in self.micro_peers)
+            + ".")
+        self.w()
+        for peer, limit, title, per_bench in ((REFERENCE, REF_TARGET, ref_t, True),
+                                              (BASELINE, MICRO_TARGET, base_t, False)):
+            gv = g.get(peer)
+            if gv is None:
+                self.targets.append((title, "–", "not measured"))
+                continue
+            failed = [b for b in benches if med[peer][b] is None
+                      and s.v[b].get(peer) and not s.v[b].get(SUBJECT)]
+            missing = [b for b in benches if med[peer][b] is None and b not in failed]
+            figure = fmt(gv) + "x"
+            if per_bench:
+                over = ["%s %sx" % (b, fmt(m)) for b, m in med[peer].items()
+                        if m is not None and m > limit]
+                figure += "; over %.2fx on: %s" % (limit, ", ".join(over) or "none")
+            if failed:
+                figure += "; detheap failed on: " + ", ".join(failed)
+            if missing:
+                figure += "; not measured on: " + ", ".join(missing)
+            verdict = "not met" if failed else self.verdict(gv, lambda x: x <= limit)
+            self.targets.append((title, figure, verdict))
 
     def plot(self, s, benches):
         base = BASELINE if BASELINE in self.allocs else "glibc"
-        series = [a for a in self.allocs if a != base]
+        series = [a for a in self.micro_allocs if a != base]
         if not series or not benches:
             return
         dat = os.path.join(self.res, "micro_ratios.dat")
@@ -403,30 +473,38 @@ plot '{dat}' using 2:xtic(1) title columnheader(2){more}, 1 with lines lc rgb 'b
 
     def instructions(self):
         rows = read_tsv(self.res, "ir.tsv")
+        title = ("<= %d instructions per malloc+free pair of a small block "
+                 "(`pair_live`)" % IR_TARGET)
         self.w("## Instructions per malloc+free pair")
         self.w()
         self.w("`valgrind --tool=callgrind` on `pair_live` (64-byte blocks, one held "
                "live): (Ir of a run with N pairs − Ir of a run with 0) / N, so "
                "start-up and exit are left out. Instruction counts do not depend "
-               "on the machine's load, so one round suffices.")
+               "on the machine's load, so one round suffices. The count includes "
+               "the benchmark's own loop and the calls through the PLT, as the "
+               "%s row shows: its malloc and free are about the least a "
+               "size-class allocator can execute." % REFERENCE)
         self.w()
         if not rows:
             self.w("*Not measured.*")
             self.w()
-            self.targets.append(("<= 40 instructions per malloc+free pair", "–",
-                                 "not measured"))
+            self.targets.append((title, "–", "not measured"))
             return
-        per = {}
+        per = {a: (int(n1) - int(n0)) / int(n) for a, n, n1, n0 in rows}
+        ref = per.get(REFERENCE)
         table = []
         for a, n, n1, n0 in rows:
-            per[a] = (int(n1) - int(n0)) / int(n)
-            table.append([a, n, "{:,}".format(int(n1)), "{:,}".format(int(n0)),
-                          fmt(per[a], 1)])
-        self.table(["allocator", "N", "Ir (N)", "Ir (0)", "Ir per pair"], table)
+            table.append([self.col(a), n, "{:,}".format(int(n1)), "{:,}".format(int(n0)),
+                          fmt(per[a], 1),
+                          "{:+.1f}".format(per[a] - ref) if ref is not None else "–"])
+        self.table(["allocator", "N", "Ir (N)", "Ir (0)", "Ir per pair",
+                    "Ir per pair − %s's" % REFERENCE], table)
         v = per.get(SUBJECT)
-        self.targets.append(("<= 40 instructions per malloc+free pair of a small "
-                             "block", fmt(v, 1) if v is not None else "–",
-                             self.verdict(v, lambda x: x <= 40)))
+        figure = fmt(v, 1) if v is not None else "–"
+        others = ["%s %s" % (a, fmt(per[a], 1)) for a in (REFERENCE, BASELINE) if a in per]
+        if v is not None and others:
+            figure += " (" + ", ".join(others) + ")"
+        self.targets.append((title, figure, self.verdict(v, lambda x: x <= IR_TARGET)))
 
     def programs(self):
         wall, rss = Series(), Series()
@@ -556,7 +634,9 @@ plot '{dat}' using 2:xtic(1) title columnheader(2){more}, 1 with lines lc rgb 'b
         self.w()
         self.w("Everything above comes from one command, `make bench` "
                "(`scripts/bench.sh BUILD_DIR`; `BENCH_QUICK=1` for the quick "
-               "mode). It runs, for every allocator (`LD_PRELOAD=<library>`):")
+               "mode). It runs, for every allocator (`LD_PRELOAD=<library>`)%s:"
+               % ("; for the reference row %s, the `micro` and `callgrind` lines "
+                  "only" % ", ".join(self.refs) if self.refs else ""))
         self.w()
         self.w("```")
         for row in read_tsv(self.res, "commands.tsv"):

@@ -4,6 +4,11 @@
 #
 # Every allocator but glibc is swapped in with LD_PRELOAD; detheap's row is
 # BUILD_DIR/libdetheap.so, included only when that library exports malloc.
+# The microbenchmarks and the instruction count also run a reference row,
+# ideal-lifo (BUILD_DIR/bench/libideal_lifo.so, bench/ideal_lifo.c): an
+# ideal LIFO free list behind a call, the floor detheap is measured against.
+# It is no real allocator, so the thread benchmarks and the real programs
+# leave it out.
 # Every measurement runs the allocators interleaved (A B C D E, A B C D E,
 # ...) for several rounds, and each ratio is taken between figures of the
 # same round, so a slow spell of this shared machine hits all of them alike;
@@ -77,7 +82,11 @@ cmake --build "$BUILD" -j "$JOBS" --target detheap_static detheap_shared >/dev/n
 # The tool is only used to check the handle driver's output.
 cmake --build "$BUILD" -j "$JOBS" --target detheap >/dev/null 2>&1 || true
 BENCH_BIN=$BUILD/bench
-if cmake --build "$BUILD" --target help 2>/dev/null | grep -q bench_programs; then
+# grep without -q reads the whole list: with -q it would stop at the match,
+# make would fail writing the rest (EPIPE), pipefail would take the else
+# branch, and its standalone configure would overwrite the main build's
+# BUILD/bench, which the main build then no longer builds.
+if cmake --build "$BUILD" --target help 2>/dev/null | grep bench_programs >/dev/null; then
     cmake --build "$BUILD" -j "$JOBS" --target bench_programs >/dev/null
 else
     # bench/ is not (yet) part of the main build: build it on its own
@@ -106,12 +115,15 @@ find_lib() {
 
 ALLOCS=() # names, in the order they run within a round
 declare -A LIB=() SONAME=()
-add_alloc() { # NAME PATH SONAME
-    # A preload that cannot run the simplest benchmark is reported, not used.
+# A preload that cannot run the simplest benchmark is reported, not used.
+preload_runs() { # NAME PATH SONAME
     if ! LD_PRELOAD=$2 "$MICRO" pair 1000 1 0 >/dev/null 2>&1; then
         note "$1: $3 was found but a program preloaded with it fails; row skipped."
-        return
+        return 1
     fi
+}
+add_alloc() { # NAME PATH SONAME
+    preload_runs "$@" || return 0
     ALLOCS+=("$1")
     LIB[$1]=$2
     SONAME[$1]=$3
@@ -137,8 +149,29 @@ for spec in jemalloc:libjemalloc.so.2:libjemalloc2 \
         note "$name: $so not found (package $pkg); row skipped."
     fi
 done
-log "allocators: ${ALLOCS[*]} ($MODE mode)"
-for a in "${ALLOCS[@]}"; do printf '%s\t%s\n' "$a" "${SONAME[$a]}"; done >"$RES/allocators.tsv"
+# The reference row runs right after detheap (or first), so that the two
+# figures compared most closely are taken closest in time.
+M_ALLOCS=("${ALLOCS[@]}")
+IDEAL_SO=$BENCH_BIN/libideal_lifo.so
+if [ ! -f "$IDEAL_SO" ]; then
+    note "ideal-lifo: $BUILD_ARG/bench/libideal_lifo.so was not built; the reference row is skipped."
+elif preload_runs ideal-lifo "$IDEAL_SO" "$BUILD_ARG/bench/libideal_lifo.so"; then
+    LIB[ideal-lifo]=$IDEAL_SO
+    SONAME[ideal-lifo]=$BUILD_ARG/bench/libideal_lifo.so
+    if [ -n "${LIB[detheap]:-}" ]; then
+        M_ALLOCS=(detheap ideal-lifo "${ALLOCS[@]:1}")
+    else
+        M_ALLOCS=(ideal-lifo "${ALLOCS[@]}")
+    fi
+fi
+log "allocators: ${ALLOCS[*]}; microbenchmarks and instruction count: ${M_ALLOCS[*]} ($MODE mode)"
+# Third column: the reference row is marked so that the report keeps it out
+# of the tables of the thread benchmarks and the real programs.
+for a in "${M_ALLOCS[@]}"; do
+    kind=allocator
+    [ "$a" != ideal-lifo ] || kind=reference
+    printf '%s\t%s\t%s\n' "$a" "${SONAME[$a]}" "$kind"
+done >"$RES/allocators.tsv"
 
 # ---- single-thread microbenchmarks ------------------------------------------
 log "microbenchmarks"
@@ -146,7 +179,7 @@ for b in $("$MICRO" list); do
     iters=$(( MICRO_ITERS[$b] / ITER_DIV ))
     echo "micro	$b	$BUILD_ARG/bench/micro $b $iters $MICRO_REPS 1" >>"$RES/commands.tsv"
     for r in $(seq "$ROUNDS"); do
-        for a in "${ALLOCS[@]}"; do
+        for a in "${M_ALLOCS[@]}"; do
             if out=$(LD_PRELOAD=${LIB[$a]} "$MICRO" "$b" "$iters" "$MICRO_REPS" 1); then
                 read -r _ best med <<<"$out"
                 printf '%s\t%s\t%s\t%s\t%s\n' "$b" "$r" "$a" "$best" "$med" >>"$RES/micro.tsv"
@@ -201,7 +234,7 @@ cg_total() { # ALLOC ITERS: total Ir of one run
         "$MICRO" pair_live "$2" 1 0 >/dev/null 2>"$f.log" || return 1
     awk '/^(summary|totals):/ {print $2; exit}' "$f"
 }
-for a in "${ALLOCS[@]}"; do
+for a in "${M_ALLOCS[@]}"; do
     if n1=$(cg_total "$a" "$CG_ITERS") && n0=$(cg_total "$a" 0) &&
             [ -n "$n1" ] && [ -n "$n0" ]; then
         printf '%s\t%s\t%s\t%s\n' "$a" "$CG_ITERS" "$n1" "$n0" >>"$RES/ir.tsv"

@@ -6,14 +6,14 @@
  * class's foreign list (blocks of other thread heaps freed by this heap's
  * thread) is used, LIFO.  Each span's class is written to the span map of
  * the range it lies in (internal.h), for the blocks of it that other
- * threads retire (process.c).  The main LIFO free lists are handled inline in
- * fastpath.h and override/malloc.c, where the fast paths live.
+ * threads retire (process.c).  The pops, the carve and the pushes are
+ * inline in fastpath.h, the one copy every entry point uses.
  *
  *   span: | blk 0 | blk 1 | blk 2 | ... | blk k-1 | waste |
  *                           ^ carve                ^ carve_end
  *   k = 65536 / class size; waste = 65536 mod class size (16 B for 48).
  */
-#include "internal.h"
+#include "fastpath.h"
 
 void dh_bins_init(dh_heap_t *h) {
     for (int c = 0; c < DH_NUM_CLASSES; c++) {
@@ -36,41 +36,35 @@ uint8_t *dh_foreign_free_ok(const dh_heap_t *h, const void *p, uint8_t want) {
     return dh_st_load(st) == want ? st : NULL;
 }
 
-void *dh_bin_alloc_slow(dh_heap_t *h, int c) {
-    dh_bin_t *b = &h->bins[c];
-    uintptr_t size = dh_class_sizes[c];
-    if (b->foreign != NULL) { /* blocks of other heaps, freed here */
-        void **p = b->foreign;
-        if (DH_UNLIKELY(dh_foreign_free_ok(h, p, b->free_state) == NULL)) {
-            dh_list_corrupted(h, h->process ? "malloc" : "dh_heap_malloc",
-                              size, c, true, p);
-        } else {
-            b->foreign = DH_LINK_READ(p);
-            *p = NULL;
-            h->foreign_bytes -= size;
-            return p;
-        }
+/* A fresh span for bin b, or false (ENOMEM). */
+static bool bin_refill(dh_heap_t *h, dh_bin_t *b) {
+    uintptr_t size = dh_bin_size(b);
+    uintptr_t span = (uintptr_t)dh_span_take(h, size);
+    if (span == 0) return false;
+    DH_MEM_NOACCESS((void *)span, DH_SPAN); /* carved block by block */
+    b->carve = span;
+    b->carve_end = span + (DH_SPAN / size) * size;
+    b->spans++;
+    /* the span's class, for the blocks other threads retire from it
+     * (per-thread heaps only: a private heap has no other thread) */
+    if (h->process)
+        __atomic_store_n(dh_span_word(h, span),
+                         dh_span_word_make(b->live_state - DH_ST_LIVE, span),
+                         __ATOMIC_RELAXED);
+    return true;
+}
+
+void *dh_bin_miss(size_t n, dh_bin_t *b, void *head) {
+    dh_heap_t *h = dh_bin_heap(b);
+    if (head != NULL) /* not empty: damaged */
+        dh_list_corrupted(h, h->process ? "malloc" : "dh_heap_malloc", n,
+                          b->live_state - DH_ST_LIVE, false, head);
+    void *p = dh_bin_pop_foreign(h, b, n);
+    if (p == NULL) p = dh_bin_carve(h, b);
+    if (p == NULL && bin_refill(h, b)) p = dh_bin_carve(h, b);
+    if (DH_UNLIKELY(p == NULL)) {
+        h->failed_allocs++;
+        errno = ENOMEM;
     }
-    if (b->carve_end - b->carve < size) {
-        uintptr_t span = (uintptr_t)dh_span_take(h, size);
-        if (span == 0) return NULL;
-        DH_MEM_NOACCESS((void *)span, DH_SPAN); /* carved block by block */
-        b->carve = span;
-        b->carve_end = span + (DH_SPAN / size) * size;
-        b->spans++;
-        /* the span's class, for the blocks other threads retire from it
-         * (per-thread heaps only: a private heap has no other thread) */
-        if (h->process)
-            __atomic_store_n(dh_span_word(h, span), dh_span_word_make(c, span),
-                             __ATOMIC_RELAXED);
-    }
-    uintptr_t p = b->carve;
-    b->carve += size;
-    b->carved++;
-    /* a span may be memory a freed large block used: the first word is
-     * zeroed like a reused block's link, the rest is what the program
-     * wrote there (fresh memory is zero anyway) */
-    DH_MEM_ACCESS((void *)p, sizeof(void *));
-    *(void **)p = NULL;
-    return (void *)p;
+    return p;
 }

@@ -1,17 +1,20 @@
 /*
- * fastpath.h - the class-block fast paths, inline so that both the heap API
- * (heap.c) and the malloc override (override/malloc.c) compile them into
- * their callers: a free-list pop or push, one state byte, a few counters.
+ * fastpath.h - the class-block paths, the one copy that every entry point
+ * (the heap API in heap.c and handle.c, the process layer in process.c, the
+ * malloc override in override/malloc.c, the slow path in bin.c) inlines:
+ * a checked free-list pop, a carve from the current span, a checked pop
+ * from the foreign list, a push.
  *
- *   alloc:  p = bin.head; check p (in the data, aligned, state[p] = FREE + c);
- *           bin.head = *p; *p = 0; state[p] = LIVE + c
- *   free:   s = state[p] (validates p and names its class);
- *           state[p] = FREE + c; *p = bin.head; bin.head = p
+ *   pop:    p = bin.head; check p (in the committed data, 16-byte aligned,
+ *           state[p] = FREE + c; NULL fails too); bin.head = *p; hand out
+ *   hand out: *p = 0; state[p] = LIVE + c; allocs++
+ *   push:   state[p] = FREE + c; *p = list; list = p; frees++
  *
- * These "counting" paths also keep live bytes and peaks, for the heap API's
- * statistics.  The malloc override has leaner, table-driven copies that
- * keep only the per-class counts (override/malloc.c, bin_by_size and
- * bin_by_state in internal.h).
+ * A pop that fails its check calls the caller's `miss` function with the
+ * head it found: NULL (the list is empty: carve, or take a foreign block)
+ * or a damaged link (dh_list_corrupted abandons the list and reports).
+ * The counting paths of the heap API also keep live bytes and peaks; the
+ * malloc override's lean paths keep only the per-class counts.
  */
 #ifndef DH_FASTPATH_H
 #define DH_FASTPATH_H
@@ -19,31 +22,92 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stddef.h>
 
-/* Allocate a block of class c from h: O(1). */
-DH_INLINE void *dh_fast_alloc(dh_heap_t *h, int c) {
-    dh_bin_t *b = &h->bins[c];
-    void **p = b->head;
-    if (DH_LIKELY(p != NULL) &&
-        DH_UNLIKELY(dh_free_head_ok(h, p, b->free_state) == NULL)) {
-        dh_list_corrupted(h, h->process ? "malloc" : "dh_heap_malloc",
-                          dh_class_sizes[c], c, false, p);
-        p = NULL; /* the list is gone: carve */
-    }
-    if (DH_LIKELY(p != NULL)) {
-        b->head = DH_LINK_READ(p);
-        *p = NULL; /* the link is not left for the caller to see */
-    } else {
-        p = dh_bin_alloc_slow(h, c);
-        if (DH_UNLIKELY(p == NULL)) {
-            h->failed_allocs++;
-            errno = ENOMEM;
-            return NULL;
-        }
-    }
-    dh_st_store(dh_state_at(h, (uintptr_t)p), (uint8_t)(DH_ST_LIVE + c));
-    DH_BLOCK_ALLOC(p, dh_class_sizes[c]);
+/* The heap whose bin b is. */
+DH_INLINE dh_heap_t *dh_bin_heap(const dh_bin_t *b) {
+    const dh_bin_t *first = b - (b->live_state - DH_ST_LIVE);
+    return (dh_heap_t *)((uintptr_t)first - offsetof(dh_heap_t, bins));
+}
+
+DH_INLINE size_t dh_bin_size(const dh_bin_t *b) {
+    return dh_class_sizes[b->live_state - DH_ST_LIVE];
+}
+
+/* Hand out the free block p of bin b, whose state byte is st. */
+DH_INLINE void *dh_bin_hand_out(dh_bin_t *b, void **p, uint8_t *st) {
+    *p = NULL; /* no free-list link is left for the caller */
+    dh_st_store(st, b->live_state);
+    DH_BLOCK_ALLOC(p, dh_bin_size(b));
     b->allocs++;
+    return p;
+}
+
+/* What a pop does when the head is not a block it may hand out: called
+ * with the request's size, the bin and that head (NULL: empty). */
+typedef void *(*dh_miss_fn)(size_t n, dh_bin_t *b, void *head);
+
+/* Pop b's main list (blocks of h's own range only), checked. */
+DH_INLINE void *dh_bin_pop(dh_heap_t *h, dh_bin_t *b, size_t n,
+                           dh_miss_fn miss) {
+    void **p = b->head;
+    uintptr_t g = dh_own_granule(h, p);
+    if (DH_UNLIKELY(g >= h->fast_granules)) return miss(n, b, p);
+    uint8_t *st = h->data_state + g;
+    if (DH_UNLIKELY(dh_st_load(st) != b->free_state)) return miss(n, b, p);
+    b->head = DH_LINK_READ(p);
+    return dh_bin_hand_out(b, p, st);
+}
+
+/* Carve b's next block from its current span, or NULL if the span is used
+ * up.  The span may lie in another thread heap's range (made from a large
+ * block freed here), so its state byte is found the general way.  A span
+ * may be memory a freed large block used: the first word is zeroed like a
+ * reused block's link, the rest is what the program wrote there (fresh
+ * memory is zero anyway). */
+DH_INLINE void *dh_bin_carve(dh_heap_t *h, dh_bin_t *b) {
+    uintptr_t size = dh_bin_size(b);
+    if (b->carve_end - b->carve < size) return NULL;
+    void **p = (void **)b->carve;
+    b->carve += size;
+    b->carved++;
+    DH_MEM_ACCESS(p, sizeof(void *));
+    return dh_bin_hand_out(b, p, dh_state_at(h, (uintptr_t)p));
+}
+
+/* Pop b's foreign list (free blocks of other heaps' ranges, freed here),
+ * checked; NULL if it is empty or was found damaged (and abandoned). */
+DH_INLINE void *dh_bin_pop_foreign(dh_heap_t *h, dh_bin_t *b, size_t n) {
+    void **p = b->foreign;
+    if (p == NULL) return NULL;
+    uint8_t *st = dh_foreign_free_ok(h, p, b->free_state);
+    if (DH_UNLIKELY(st == NULL)) {
+        dh_list_corrupted(h, h->process ? "malloc" : "dh_heap_malloc", n,
+                          b->live_state - DH_ST_LIVE, true, p);
+        return NULL;
+    }
+    b->foreign = DH_LINK_READ(p);
+    h->foreign_bytes -= dh_bin_size(b);
+    return dh_bin_hand_out(b, p, st);
+}
+
+/* Push the live class block p (state byte st) onto *list, a list of b. */
+DH_INLINE void dh_bin_push(dh_bin_t *b, void **list, void *p, uint8_t *st) {
+    dh_st_store(st, b->free_state);
+    *(void **)p = *list;
+    *list = p;
+    DH_BLOCK_FREE(p, dh_bin_size(b));
+    b->frees++;
+}
+
+/* The heap API's miss: a damaged list is abandoned; then the foreign
+ * list, then carving (bin.c). */
+DH_HIDDEN void *dh_bin_miss(size_t n, dh_bin_t *b, void *head);
+
+/* Allocate a block of class c from h, counting live bytes: O(1). */
+DH_INLINE void *dh_fast_alloc(dh_heap_t *h, int c) {
+    void *p = dh_bin_pop(h, &h->bins[c], dh_class_sizes[c], dh_bin_miss);
+    if (DH_UNLIKELY(p == NULL)) return NULL; /* ENOMEM, counted */
     h->live_bytes += dh_class_sizes[c];
     if (h->live_bytes > h->peak_live_bytes) h->peak_live_bytes = h->live_bytes;
     return p;
@@ -58,11 +122,7 @@ DH_INLINE void dh_fast_free(dh_heap_t *h, uintptr_t p, uint8_t *st, int c) {
         list = &b->foreign;
         h->foreign_bytes += dh_class_sizes[c];
     }
-    dh_st_store(st, (uint8_t)(DH_ST_FREE + c));
-    *(void **)p = *list;
-    *list = (void *)p;
-    DH_BLOCK_FREE((void *)p, dh_class_sizes[c]);
-    b->frees++;
+    dh_bin_push(b, list, (void *)p, st);
     h->live_bytes -= dh_class_sizes[c];
 }
 

@@ -402,7 +402,6 @@ DH_HIDDEN void dh_region_set_thp(dh_heap_t *h, dh_thp_t mode);
 
 /* bin.c: class blocks. */
 DH_HIDDEN void dh_bins_init(dh_heap_t *h); /* bins and fast-path tables */
-DH_HIDDEN void *dh_bin_alloc_slow(dh_heap_t *h, int c);
 /* A fresh span, or NULL, for a class of `n`-byte blocks (for a report). */
 DH_HIDDEN void *dh_span_take(dh_heap_t *h, size_t n);
 

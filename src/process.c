@@ -718,33 +718,24 @@ static __attribute__((noinline)) void *proc_malloc_slow(size_t n) {
  * because the blocks at hand are on the foreign list.  Take one there, as
  * bin.c would (only when the inbox is empty: those come first), inline:
  * in such programs this pop is as hot as the override's own. */
+/* The pop found no block: a damaged list is abandoned; an empty one gives
+ * a block of the foreign list, unless blocks wait in the inbox. */
+static void *lean_class_miss(size_t n, dh_bin_t *b, void *head) {
+    dh_heap_t *h = dh_bin_heap(b);
+    if (head != NULL) {
+        dh_list_corrupted(h, "malloc", n, b->live_state - DH_ST_LIVE, false,
+                          head);
+        return NULL; /* the long way */
+    }
+    if (__atomic_load_n(&dh_ph(h)->inbox, __ATOMIC_RELAXED) != NULL)
+        return NULL;
+    return dh_bin_pop_foreign(h, b, n);
+}
+
 DH_INLINE void *lean_class_alloc(dh_heap_t *h, size_t n) {
     int c = dh_class_of(n);
     if (c < 0) return NULL;
-    dh_bin_t *b = &h->bins[c];
-    void **p = b->head;
-    if (p != NULL) {
-        if (DH_UNLIKELY(dh_free_head_ok(h, p, b->free_state) == NULL)) {
-            dh_list_corrupted(h, "malloc", n, c, false, p);
-            return NULL; /* the long way */
-        }
-        b->head = DH_LINK_READ(p);
-    } else {
-        p = b->foreign;
-        if (p == NULL || __atomic_load_n(&dh_ph(h)->inbox, __ATOMIC_RELAXED) != NULL)
-            return NULL;
-        if (DH_UNLIKELY(dh_foreign_free_ok(h, p, b->free_state) == NULL)) {
-            dh_list_corrupted(h, "malloc", n, c, true, p);
-            return NULL;
-        }
-        b->foreign = DH_LINK_READ(p);
-        h->foreign_bytes -= dh_class_sizes[c];
-    }
-    *p = NULL; /* no free-list link is left for the caller */
-    dh_st_store(dh_state_at(h, (uintptr_t)p), b->live_state);
-    DH_BLOCK_ALLOC(p, dh_class_sizes[c]);
-    b->allocs++;
-    return p;
+    return dh_bin_pop(h, &h->bins[c], n, lean_class_miss);
 }
 
 void *dh_proc_malloc(size_t n) {

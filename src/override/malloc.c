@@ -10,6 +10,7 @@
  * function that could allocate, and every path works before the process
  * heap exists (the first call creates it).
  */
+#include "../fastpath.h"
 #include "../process.h"
 
 #include <errno.h>
@@ -42,47 +43,34 @@
 #define mallopt(...) dhov_mallopt(__VA_ARGS__)
 #endif
 
-/* The lean fast paths: a free-list pop or push, the state byte and one
- * counter, with the bin found by one table load (internal.h: bin_by_size,
- * bin_by_state).  dh_self.fast is dh_empty_heap until the thread has a
- * heap and whenever the process is observed (stats, trace): its lists are
- * empty and its range void, so every call falls through to process.c.
- * Anything unusual - an empty free list, a large size, a block of another
- * thread's heap, a bad pointer - takes the same exit. */
-/* An empty free list: carve the class's next block, as bin.c would, but
- * only when the foreign list, which bin.c takes first, is empty, the
- * current span has room and no block waits in the inbox (owner mode: the
- * process layer takes those first); anything else goes the long way.
- * The span may lie in another thread heap's range (made from a large block
- * freed here), so its state byte is found the general way.  Out of line, so
- * that the pop path below keeps its registers. */
-static __attribute__((noinline)) void *lean_carve(size_t n, dh_bin_t *b) {
-    dh_heap_t *h = dh_self.fast;
-    uintptr_t size = dh_class_sizes[b->live_state - DH_ST_LIVE];
-    if (b->foreign != NULL || b->carve_end - b->carve < size ||
-        __atomic_load_n(&dh_ph(h)->inbox, __ATOMIC_RELAXED) != NULL)
-        return dh_proc_malloc(n);
-    void **p = (void **)b->carve;
-    b->carve += size;
-    b->carved++;
-    DH_MEM_ACCESS(p, sizeof(void *));
-    *p = NULL;
-    dh_st_store(dh_state_at(h, (uintptr_t)p), b->live_state);
-    DH_BLOCK_ALLOC(p, size);
-    b->allocs++;
-    return p;
-}
+/* The lean fast paths: fastpath.h's checked pop and push, with the bin
+ * found by one table load (internal.h: bin_by_size, bin_by_state) and no
+ * byte counts.  dh_self.fast is dh_empty_heap until the thread has a heap
+ * and whenever the process is observed (stats, trace): its lists are empty
+ * and its range void, so every call falls through to process.c.  Anything
+ * unusual - an empty free list, a large size, a block of another thread's
+ * heap, a bad pointer - takes the same exit. */
 
-/* The head of b's list failed its check: abandon the list, report, and
- * serve n the long way.  Out of line: the error path. */
-/* The head of b's list is not a free block of b's class in the committed
- * data: NULL (the list is empty: carve), or the list was overwritten
- * (abandon it, report, and serve n the long way).  Out of line. */
-static __attribute__((noinline)) void *lean_empty(size_t n, dh_bin_t *b,
-                                                  void *at) {
-    if (DH_LIKELY(at == NULL)) return lean_carve(n, b);
-    dh_list_corrupted(dh_self.fast, "malloc", n, dh_class_of(n), false, at);
-    return dh_proc_malloc(n);
+/* The pop found no block it may hand out.  A damaged list is abandoned and
+ * reported, and n served the long way.  An empty one: carve the class's
+ * next block, as bin.c would, but only when the foreign list, which bin.c
+ * takes first, is empty and no block waits in the inbox (owner mode: the
+ * process layer takes those first); anything else goes the long way.  Out
+ * of line, so that the pop keeps its registers. */
+static __attribute__((noinline)) void *lean_miss(size_t n, dh_bin_t *b,
+                                                 void *head) {
+    dh_heap_t *h = dh_self.fast;
+    if (DH_UNLIKELY(head != NULL)) {
+        dh_list_corrupted(h, "malloc", n, b->live_state - DH_ST_LIVE, false,
+                          head);
+        return dh_proc_malloc(n);
+    }
+    void *p = NULL;
+    /* (the empty heap's spans are void: its inbox is never read) */
+    if (b->foreign == NULL && b->carve_end - b->carve >= dh_bin_size(b) &&
+        __atomic_load_n(&dh_ph(h)->inbox, __ATOMIC_RELAXED) == NULL)
+        p = dh_bin_carve(h, b);
+    return p != NULL ? p : dh_proc_malloc(n);
 }
 
 /* malloc's body, under another name: the compiler must not see malloc
@@ -96,37 +84,10 @@ static inline __attribute__((always_inline)) void *lean_malloc(size_t n) {
         b = &h->bins[dh_class_of(n)];
     else
         return dh_proc_malloc(n);
-    void **p = b->head;
-    /* main lists hold only own-range blocks: before p is handed out and
-     * its link followed, it must lie in the committed data at a 16-byte
-     * boundary and say "free, this class" (a write after free or an
-     * overflow can aim a link anywhere).  NULL fails the first test too. */
-    uintptr_t g = dh_own_granule(h, p);
-    if (DH_UNLIKELY(g >= h->fast_granules)) return lean_empty(n, b, p);
-    uint8_t *st = h->data_state + g;
-    if (DH_UNLIKELY(dh_st_load(st) != b->free_state))
-        return lean_empty(n, b, p);
-    b->head = DH_LINK_READ(p);
-    *p = NULL; /* no free-list link is left for the caller */
-    dh_st_store(st, b->live_state);
-    DH_BLOCK_ALLOC(p, dh_class_sizes[b->live_state - DH_ST_LIVE]);
-    b->allocs++;
-    return p;
+    return dh_bin_pop(h, b, n, lean_miss);
 }
 
 EXPORT void *malloc(size_t n) { return lean_malloc(n); }
-
-/* Push the live own block ptr (state byte *st, value s, bin b) onto b. */
-static inline __attribute__((always_inline)) void lean_free(dh_bin_t *b,
-                                                            void *ptr,
-                                                            uint8_t *st,
-                                                            uint8_t s) {
-    dh_st_store(st, (uint8_t)(s + (DH_ST_FREE - DH_ST_LIVE)));
-    *(void **)ptr = b->head;
-    b->head = ptr;
-    DH_BLOCK_FREE(ptr, dh_class_sizes[s - DH_ST_LIVE]);
-    b->frees++;
-}
 
 EXPORT void free(void *ptr) {
     dh_heap_t *h = dh_self.fast;
@@ -136,7 +97,7 @@ EXPORT void free(void *ptr) {
         uint8_t s = dh_st_load(st);
         dh_bin_t *b = h->bin_by_state[s]; /* NULL unless a live class block */
         if (DH_LIKELY(b != NULL)) {
-            lean_free(b, ptr, st, s);
+            dh_bin_push(b, &b->head, ptr, st);
             return;
         }
     }
@@ -171,7 +132,7 @@ EXPORT void *realloc(void *ptr, size_t n) {
         void *q = lean_malloc(n);
         if (q == NULL) return NULL; /* ENOMEM; ptr is untouched */
         memcpy(q, ptr, old < n ? old : n);
-        lean_free(b, ptr, st, b->live_state);
+        dh_bin_push(b, &b->head, ptr, st);
         return q;
     }
     return dh_proc_realloc(ptr, n, "realloc");
