@@ -49,8 +49,10 @@
  *   - Memory is never returned to the OS, except the separate mappings; the
  *     sub-region of a class is 512 MiB, after which that class falls back
  *     to mappings of its own.  REGION_SIZE (41.5 GiB: valgrind maps no more
- *     than 64 GiB at once) is reserved with MAP_NORESERVE and advised to
- *     huge pages; only what is touched is committed.  If the range cannot be
+ *     than 64 GiB at once) is reserved with MAP_NORESERVE and given no
+ *     huge-page advice (the system's default applies, as it does to
+ *     detheap with its default DETHEAP_THP=off); only what is touched is
+ *     committed.  If the range cannot be
  *     reserved the library says so on stderr and aborts, rather than carry
  *     on as a different allocator.
  *   - No checks of any kind: a double free or a foreign pointer corrupts
@@ -191,9 +193,6 @@ static void region_init(void) {
     if (front) munmap(raw, front);
     if (span - front > REGION_SIZE)
         munmap((char *)base + REGION_SIZE, span - front - REGION_SIZE);
-#ifdef MADV_HUGEPAGE
-    madvise((void *)base, REGION_SIZE, MADV_HUGEPAGE); /* advice only */
-#endif
     uintptr_t expected = NO_BASE;
     if (!atomic_compare_exchange_strong(&g_base, &expected, base))
         munmap((void *)base, REGION_SIZE); /* another thread was first */

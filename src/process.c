@@ -856,7 +856,7 @@ static void inbox_drain(dh_heap_t *h) {
  * calls, and no heap ever reuses them, so every address and every content
  * stays as deterministic as before: physical memory is bounded, the
  * producing thread's address range keeps growing. */
-#define DH_FOREIGN_KEEP ((uint64_t)4 << 20)
+#define DH_FOREIGN_KEEP ((uint64_t)1 << 20)
 
 /* The span holding class block p of range `r`, and its span-map word. */
 static uintptr_t span_of(dh_heap_t *r, uintptr_t p, uint32_t **word) {

@@ -36,7 +36,7 @@
 /* Operations, as counted in the fingerprint and written to the trace. */
 /* Retired spans given back to the OS per batch (process.c): at most this
  * many spans' memory stays committed per thread heap meanwhile. */
-#define DH_DECOMMIT_BATCH 32
+#define DH_DECOMMIT_BATCH 16
 
 /* What the process layer keeps about one of its heaps, beside the core
  * heap (struct dh_heap, which knows nothing of threads): in the heap's

@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 
 /* splitmix64: tiny, good enough, and fully determined by the seed. */
 typedef struct {
@@ -77,6 +80,38 @@ static inline size_t capture_end(capture_t *c, char *buf, size_t cap) {
     buf[n] = 0;
     fclose(c->file);
     return n;
+}
+
+/* Run body(arg) in a child process that must die of SIGABRT (no core
+ * file); what it wrote on stderr goes to buf (NUL-terminated).  The test
+ * fails if the child ends any other way. */
+static inline void run_aborting(void (*body)(void *), void *arg, char *buf,
+                                size_t cap) {
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        signal(SIGABRT, SIG_DFL);
+        close(fds[0]);
+        dup2(fds[1], 2);
+        body(arg);
+        _exit(0); /* only reached if the library did not abort */
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < cap && (r = read(fds[0], buf + n, cap - 1 - n)) > 0)
+        n += (size_t)r;
+    buf[n] = 0;
+    close(fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
+        fail_msg("child status %#x, not SIGABRT; stderr: %s", status, buf);
 }
 
 #endif /* DH_TESTS_COMMON_H */
