@@ -53,11 +53,8 @@
 
 #include <cmocka.h>
 
-typedef struct blk {
-    unsigned char *p;
-    size_t n;
-    unsigned char tag;
-} blk_t;
+#define RING 64 /* the producer/consumer's ring */
+#include "tsan_common.h"
 
 typedef struct worker {
     uint64_t rng;
@@ -65,12 +62,7 @@ typedef struct worker {
     int bad;     /* anything that went wrong, counted where it happened */
 } worker_t;
 
-static uint64_t rnd(worker_t *w) {
-    w->rng ^= w->rng >> 12;
-    w->rng ^= w->rng << 25;
-    w->rng ^= w->rng >> 27;
-    return w->rng * 0x2545f4914f6cdd1dull;
-}
+static uint64_t rnd(worker_t *w) { return rnd_next(&w->rng); }
 
 /* Mostly the lean classes (<= 1 KiB), some other classes, a few large. */
 static size_t pick_size(worker_t *w) {
@@ -78,20 +70,6 @@ static size_t pick_size(worker_t *w) {
     if (r < 70) return 1 + rnd(w) % 1024;
     if (r < 92) return 1025 + rnd(w) % 64511;
     return 65537 + rnd(w) % 200000;
-}
-
-static void mark(blk_t *b, unsigned char tag) {
-    size_t k = b->n < 16 ? b->n : 16;
-    b->tag = tag;
-    memset(b->p, tag, k);
-    memset(b->p + b->n - k, tag, k);
-}
-
-static bool marked(const blk_t *b) {
-    size_t k = b->n < 16 ? b->n : 16;
-    for (size_t i = 0; i < k; i++)
-        if (b->p[i] != b->tag || b->p[b->n - 1 - i] != b->tag) return false;
-    return true;
 }
 
 /* p is a block of n bytes of the drop-in's heap, aligned to align. */
@@ -285,34 +263,8 @@ static void test_remote(void **state) {
 
 /* ---- prodcons: a producer, two consumers ------------------------------- */
 
-#define RING 64
 #define HANDOVERS 20000
 #define CONSUMERS 2
-
-static blk_t ring[RING];
-static unsigned long ring_head, ring_tail; /* under ring_lock */
-static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t ring_nonempty = PTHREAD_COND_INITIALIZER;
-static pthread_cond_t ring_nonfull = PTHREAD_COND_INITIALIZER;
-
-static void put(blk_t b) {
-    pthread_mutex_lock(&ring_lock);
-    while (ring_tail - ring_head == RING)
-        pthread_cond_wait(&ring_nonfull, &ring_lock);
-    ring[ring_tail++ % RING] = b;
-    pthread_cond_signal(&ring_nonempty);
-    pthread_mutex_unlock(&ring_lock);
-}
-
-static blk_t take(void) {
-    pthread_mutex_lock(&ring_lock);
-    while (ring_tail == ring_head)
-        pthread_cond_wait(&ring_nonempty, &ring_lock);
-    blk_t b = ring[ring_head++ % RING];
-    pthread_cond_signal(&ring_nonfull);
-    pthread_mutex_unlock(&ring_lock);
-    return b;
-}
 
 static void *producer(void *arg) {
     worker_t *w = arg;
