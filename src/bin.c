@@ -57,7 +57,7 @@ static bool bin_refill(dh_heap_t *h, dh_bin_t *b) {
 void *dh_bin_miss(size_t n, dh_bin_t *b, void *head) {
     dh_heap_t *h = dh_bin_heap(b);
     if (head != NULL) /* not empty: damaged */
-        dh_list_corrupted(h, h->process ? "malloc" : "dh_heap_malloc", n,
+        dh_list_corrupted(h, dh_malloc_name(h), n,
                           b->live_state - DH_ST_LIVE, false, head);
     void *p = dh_bin_pop_foreign(h, b, n);
     if (p == NULL) p = dh_bin_carve(h, b);

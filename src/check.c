@@ -181,13 +181,13 @@ static dh_check_t check_bounds(const dh_heap_t *h) {
 static uint64_t list_length(const dh_heap_t *h, const void *head, int c,
                             bool foreign, uint64_t limit) {
     uint64_t n = 0;
+    uint8_t want = (uint8_t)(DH_ST_FREE + c);
     for (const void *p = head; p != NULL;) {
         uintptr_t a = (uintptr_t)p;
-        const dh_heap_t *r = foreign ? dh_region_lookup(a) : h;
-        if (n++ >= limit || (a & (DH_GRANULE - 1)) || r == NULL ||
-            (foreign && (r == h || !r->process)) || !dh_in_data(r, a) ||
-            *dh_state_at(r, a) != DH_ST_FREE + c)
-            return UINT64_MAX;
+        bool ok = foreign ? dh_foreign_free_ok(h, p, want) != NULL
+                          : !(a & (DH_GRANULE - 1)) && dh_in_data(h, a) &&
+                                *dh_state_at(h, a) == want;
+        if (n++ >= limit || !ok) return UINT64_MAX;
         p = DH_LINK_READ(p);
         DH_MEM_NOACCESS((void *)a, sizeof(void *));
     }
@@ -234,17 +234,7 @@ static int check_tree(const dh_heap_t *h, const dh_large_node_t *t,
                       const dh_large_node_t **prev, uint64_t *count,
                       uint64_t limit) {
     if (t == NULL) return 0;
-    uintptr_t a = (uintptr_t)t;
-    const dh_heap_t *in = h;
-    uint8_t want = DH_ST_FREE_LARGE;
-    if (h->process && !dh_owns(h, a)) { /* freed here by this heap's thread */
-        in = dh_region_lookup(a);
-        want = DH_ST_FREE_FOREIGN;
-        if (in == NULL || !in->process) return -1;
-    }
-    if (++*count > limit || (a & (DH_PAGE - 1)) || !dh_in_data(in, a) ||
-        *dh_state_at(in, a) != want || dh_large_pages(in, a) != t->pages)
-        return -1;
+    if (++*count > limit || !dh_large_node_ok(h, t)) return -1;
     int l = check_tree(h, t->left, prev, count, limit);
     if (l < 0) return -1;
     const dh_large_node_t *p = *prev;

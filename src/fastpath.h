@@ -82,7 +82,7 @@ DH_INLINE void *dh_bin_pop_foreign(dh_heap_t *h, dh_bin_t *b, size_t n) {
     if (p == NULL) return NULL;
     uint8_t *st = dh_foreign_free_ok(h, p, b->free_state);
     if (DH_UNLIKELY(st == NULL)) {
-        dh_list_corrupted(h, h->process ? "malloc" : "dh_heap_malloc", n,
+        dh_list_corrupted(h, dh_malloc_name(h), n,
                           b->live_state - DH_ST_LIVE, true, p);
         return NULL;
     }

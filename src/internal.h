@@ -325,20 +325,11 @@ DH_INLINE uintptr_t dh_own_granule(const dh_heap_t *h, const void *p) {
            (off << (sizeof(uintptr_t) * 8 - DH_GRANULE_SHIFT));
 }
 
-/* Integrity check before a block of h's own range is taken from a free
- * list (and its link followed): it lies in h's committed data at a 16-byte
- * boundary and its state byte is `want` (free, the list's class).  Returns
- * the state byte, or NULL: the list was overwritten (diag.c). */
-DH_INLINE uint8_t *dh_free_head_ok(const dh_heap_t *h, const void *p,
-                                   uint8_t want) {
-    uintptr_t g = dh_own_granule(h, p);
-    if (DH_UNLIKELY(g >= h->fast_granules)) return NULL;
-    uint8_t *st = h->data_state + g;
-    return DH_LIKELY(dh_st_load(st) == want) ? st : NULL;
-}
-
-/* The same for a block of another process heap's range, taken from a
- * foreign list (bin.c). */
+/* Integrity check before a block of another process heap's range is taken
+ * from a foreign list (and its link followed): it lies in that heap's data
+ * at a 16-byte boundary and its state byte is `want` (free, the list's
+ * class).  Returns the state byte, or NULL (bin.c).  The pop of a main
+ * list does the same for h's own range inline (fastpath.h). */
 DH_HIDDEN uint8_t *dh_foreign_free_ok(const dh_heap_t *h, const void *p,
                                       uint8_t want);
 
@@ -348,6 +339,12 @@ DH_HIDDEN uint32_t *dh_span_word_any(uintptr_t p);
 DH_INLINE uint32_t *dh_span_word(const dh_heap_t *h, uintptr_t p) {
     if (DH_UNLIKELY(!dh_owns(h, p))) return dh_span_word_any(p);
     return &h->span_map[(p - h->data_start) >> DH_SPAN_SHIFT];
+}
+
+/* The name of an allocation call on h, for a report: the drop-in's or the
+ * heap API's. */
+DH_INLINE const char *dh_malloc_name(const dh_heap_t *h) {
+    return h->process ? "malloc" : "dh_heap_malloc";
 }
 
 /* ---- functions shared between files (hidden) ----------------------------- */
@@ -413,6 +410,11 @@ DH_HIDDEN bool dh_large_resize(dh_heap_t *h, uintptr_t p, size_t n);
 DH_HIDDEN void dh_large_set(dh_heap_t *h, uintptr_t p, uint64_t pages,
                             uint8_t head);
 DH_HIDDEN uint64_t dh_tag_read(const uint8_t *tag);
+/* n is a free large block a tree of h may hold: a page-aligned block start
+ * in h's data whose state byte says free (or, for a process heap, one of
+ * another process heap's data marked held by another heap) and whose page
+ * count is its size tag's. */
+DH_HIDDEN bool dh_large_node_ok(const dh_heap_t *h, const dh_large_node_t *n);
 DH_HIDDEN uint64_t dh_tail_read(const uint64_t *word);
 
 /* The state byte of p if p is a live block start of h, else 0: O(1),

@@ -111,27 +111,28 @@ typedef struct tree {
 
 /* n if it is NULL or a valid free large block of T's tree, else NULL with
  * T->bad set (and NULL from then on: a bad walk stops). */
-static node_t *node(tree_t *T, node_t *n) {
-    if (T->bad != NULL) return NULL;
-    if (n == NULL) return NULL;
+bool dh_large_node_ok(const dh_heap_t *h, const dh_large_node_t *n) {
     uintptr_t a = (uintptr_t)n;
-    const dh_heap_t *in = T->h;
+    const dh_heap_t *in = h;
     uint8_t want = DH_ST_FREE_LARGE;
-    if (!dh_owns(in, a)) { /* a block of another range, freed here */
+    if (!dh_owns(h, a)) { /* a block of another range, freed here */
         in = dh_region_lookup(a);
         want = DH_ST_FREE_FOREIGN;
+        if (in == NULL || !in->process || !h->process) return false;
     }
-    if ((a & (DH_PAGE - 1)) || in == NULL ||
-        (in != T->h && !(in->process && T->h->process)) || !dh_in_data(in, a))
-        goto bad;
+    if ((a & (DH_PAGE - 1)) || !dh_in_data(in, a)) return false;
     const uint8_t *st = dh_state_at(in, a);
-    if (dh_st_load(st) != want || dh_tag_read(st + 1) != n->pages ||
-        n->height < 1 || n->height > TREE_MAX_DEPTH)
-        goto bad;
+    return dh_st_load(st) == want && dh_tag_read(st + 1) == n->pages;
+}
+
+static node_t *node(tree_t *T, node_t *n) {
+    if (T->bad != NULL || n == NULL) return NULL;
+    if (!dh_large_node_ok(T->h, n) || n->height < 1 ||
+        n->height > TREE_MAX_DEPTH) {
+        T->bad = n;
+        return NULL;
+    }
     return n;
-bad:
-    T->bad = n;
-    return NULL;
 }
 
 static node_t *left(tree_t *T, node_t *n) { return node(T, n->left); }
@@ -272,7 +273,11 @@ static node_t *tree_best_fit(tree_t *T, node_t *t, uint64_t pages) {
  * and counted: those of this range are marked retired (on no list, never
  * merged nor handed out), found by a walk of the data, on this error path
  * only; those of other ranges keep their foreign mark, which their own
- * heap never touches.  Then the corruption is reported. */
+ * heap never touches.  Then the corruption is reported.  The walk may come
+ * in the middle of a free, where the block being given back has no state
+ * bytes yet: a page whose state byte starts neither a span (a class byte)
+ * nor a large block is stepped over page by page, so every block start is
+ * met (spans and large blocks start on pages). */
 static void abandon(tree_t *T) {
     dh_heap_t *h = T->h;
     for (uintptr_t p = h->data_start; p < h->top;) {
@@ -284,8 +289,11 @@ static void abandon(tree_t *T) {
             if (pages == 0) break; /* the state map itself is damaged */
             if (s == DH_ST_FREE_LARGE) dh_st_store(st, DH_ST_RETIRED_LARGE);
             p += pages_bytes(pages);
-        } else {
+        } else if (dh_st_is_live_class(s) || dh_st_is_free_class(s) ||
+                   dh_st_is_retired_class(s)) {
             p += DH_SPAN;
+        } else {
+            p += DH_PAGE;
         }
     }
     h->abandoned[DH_NUM_CLASSES] += h->large_free_count;

@@ -66,8 +66,8 @@ static __attribute__((noinline)) void *lean_miss(size_t n, dh_bin_t *b,
         return dh_proc_malloc(n);
     }
     void *p = NULL;
-    /* (the empty heap's spans are void: its inbox is never read) */
-    if (b->foreign == NULL && b->carve_end - b->carve >= dh_bin_size(b) &&
+    /* (dh_empty_heap is no process heap: it has no inbox to read) */
+    if (h->process && b->foreign == NULL &&
         __atomic_load_n(&dh_ph(h)->inbox, __ATOMIC_RELAXED) == NULL)
         p = dh_bin_carve(h, b);
     return p != NULL ? p : dh_proc_malloc(n);

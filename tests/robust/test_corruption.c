@@ -343,12 +343,45 @@ static void test_abort(void **state) {
     }
 }
 
+/* A damaged tree found while a block is being freed (its left neighbour's
+ * node was overwritten): the tree is abandoned in the middle of the free,
+ * while the freed block has no state bytes yet, and every other free large
+ * block must still be found and retired - one report, not a second one
+ * when a missed block is met later. */
+static void test_abandon_during_free(void **state) {
+    (void)state;
+    dh_heap_t *h = make(DH_ON_ERROR_IGNORE, NULL);
+    static live_t l;
+    l.count = 0;
+    alloc(h, &l, 1 << 20);                    /* guard */
+    char *a = alloc(h, &l, 1 << 20);          /* freed, then damaged */
+    void *b = alloc(h, &l, 300000);           /* 74 pages: not a span multiple */
+    void *c = alloc(h, &l, 100000);           /* freed: must be retired */
+    void *d = alloc(h, &l, 100000);           /* its neighbour, freed last */
+    alloc(h, &l, 100000);                     /* keeps d off the top */
+    drop(h, &l, c);
+    drop(h, &l, a);
+    void *junk[4] = {a, a, (void *)(uintptr_t)7, NULL};
+    scribble(a, junk, sizeof junk);
+    drop(h, &l, b); /* finds a's node damaged */
+    assert_int_equal(test_stats(h).corruptions, 1);
+    drop(h, &l, d); /* meets c: retired, so no second report */
+    for (int i = 0; i < 8; i++) alloc(h, &l, (size_t)70000 + (size_t)i * 8192);
+    assert_int_equal(test_stats(h).corruptions, 1);
+    assert_int_equal(dh_heap_check(h), DH_CHECK_OK);
+    while (l.count > 0) drop(h, &l, l.p[l.count - 1]);
+    assert_int_equal(dh_heap_check(h), DH_CHECK_OK);
+    assert_int_equal(test_stats(h).corruptions, 1);
+    dh_heap_destroy(h);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ignore),
         cmocka_unit_test(test_warn),
         cmocka_unit_test(test_callback),
         cmocka_unit_test(test_abort),
+        cmocka_unit_test(test_abandon_during_free),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
