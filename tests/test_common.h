@@ -82,11 +82,11 @@ static inline size_t capture_end(capture_t *c, char *buf, size_t cap) {
     return n;
 }
 
-/* Run body(arg) in a child process that must die of SIGABRT (no core
- * file); what it wrote on stderr goes to buf (NUL-terminated).  The test
- * fails if the child ends any other way. */
-static inline void run_aborting(void (*body)(void *), void *arg, char *buf,
-                                size_t cap) {
+/* Run body(arg) in a child process whose stderr goes to buf
+ * (NUL-terminated); returns its wait status.  The child writes no core
+ * file and dies of SIGABRT if it aborts. */
+static inline int run_child_status(void (*body)(void *), void *arg,
+                                   char *buf, size_t cap) {
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     fflush(NULL);
@@ -99,7 +99,7 @@ static inline void run_aborting(void (*body)(void *), void *arg, char *buf,
         close(fds[0]);
         dup2(fds[1], 2);
         body(arg);
-        _exit(0); /* only reached if the library did not abort */
+        _exit(0);
     }
     close(fds[1]);
     size_t n = 0;
@@ -110,6 +110,15 @@ static inline void run_aborting(void (*body)(void *), void *arg, char *buf,
     close(fds[0]);
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+/* Run body(arg) in a child process that must die of SIGABRT; what it
+ * wrote on stderr goes to buf.  The test fails if the child ends any
+ * other way. */
+static inline void run_aborting(void (*body)(void *), void *arg, char *buf,
+                                size_t cap) {
+    int status = run_child_status(body, arg, buf, cap);
     if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
         fail_msg("child status %#x, not SIGABRT; stderr: %s", status, buf);
 }

@@ -16,28 +16,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "test_common.h"
+
+typedef struct job {
+    void (*fn)(void);
+} job_t;
+
+static void call(void *arg) { ((job_t *)arg)->fn(); }
+
 /* Run fn in a child with stderr captured; return what it printed and
- * whether it exited non-zero. */
+ * whether it did not exit 0. */
 static bool run_child(void (*fn)(void), char *out, size_t cap) {
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        fn();
-        _exit(0);
-    }
-    close(fds[1]);
-    size_t n = 0;
-    ssize_t k;
-    while (n + 1 < cap && (k = read(fds[0], out + n, cap - 1 - n)) > 0)
-        n += (size_t)k;
-    out[n] = 0;
-    close(fds[0]);
-    int status;
-    waitpid(pid, &status, 0);
+    job_t job = {fn};
+    int status = run_child_status(call, &job, out, cap);
     return !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
