@@ -531,6 +531,13 @@ static void init_process(void) {
         const char *msg[] = {"detheap: ", note, "\n"};
         say(msg, 3);
     }
+    if (options.remote_owner) { /* the one mode that gives up determinism */
+        const char *msg[] = {
+            "detheap: DETHEAP_REMOTE_FREE=owner: blocks freed by another "
+            "thread go back to their heap; that heap's addresses then depend "
+            "on timing\n"};
+        say(msg, 1);
+    }
     if (options.trace) dh_trace_open();
     dh_heap_t *h = slot_claim(0) ? slot_publish(0, slot_create(0)) : NULL;
     dh_proc_set_heap(h);
