@@ -166,13 +166,20 @@ static bool room_for(size_t n) {
 
 /* ---- the ops -------------------------------------------------------------- */
 
+/* The usable size of an n-byte class block in the class set of p's heap
+ * (DETHEAP_CLASSES: the fuzzer runs with either). */
+static size_t set_usable(const void *p, size_t n) {
+    dh_class_set_t set = dh_heap_class_set(dh_heap_of(p));
+    return dh_class_set_size(set, dh_class_set_of(set, n));
+}
+
 static void op_malloc(fuzz_in_t *in) {
     size_t n = pick_size(in);
     if (!room_for(n)) return;
     uint8_t *p = dhov_malloc(n);
     adopt(p, n, 16);
     if (n <= CLASS_MAX)
-        FUZZ_CHECK(S.live[S.nlive - 1].usable == dh_class_size(dh_size_class(n)));
+        FUZZ_CHECK(S.live[S.nlive - 1].usable == set_usable(p, n));
 }
 
 static void op_calloc(fuzz_in_t *in) {
@@ -280,8 +287,7 @@ static void op_realloc(fuzz_in_t *in) {
     FUZZ_CHECK(q != NULL);
     FUZZ_CHECK(all_equal(q, b.n < n ? b.n : n, b.fill));
     /* within its class a class block stays where it is */
-    if (b.is_class && n <= CLASS_MAX &&
-        dh_size_class(n) == dh_size_class(b.usable))
+    if (b.is_class && n <= CLASS_MAX && set_usable(b.p, n) == b.usable)
         FUZZ_CHECK(q == b.p);
     adopt(q, n, 16);
 }

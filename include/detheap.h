@@ -48,7 +48,7 @@ extern "C" {
 /* ---- version ------------------------------------------------------------ */
 
 #define DH_VERSION_MAJOR 0
-#define DH_VERSION_MINOR 2
+#define DH_VERSION_MINOR 3
 #define DH_VERSION_PATCH 0
 /* One number, comparable: 0x00MMmmpp. */
 #define DH_VERSION \
@@ -80,6 +80,33 @@ DH_API size_t dh_class_size(int c);
  * is >= n (n = 0 is served by class 0), or -1 when n > DH_MAX_CLASS_SIZE.
  * O(1), no table walk. */
 DH_API int dh_size_class(size_t n);
+
+/* Class sets.  The 13 classes above are the original design's
+ * (DH_CLASSES_SPEC): the default of dh_heap_create, the set the handle
+ * API's answers, the conformance scripts and the Rust Heap are defined by.
+ * DH_CLASSES_FINE is a finer set for memory-sensitive use, and the drop-in
+ * malloc's default (DETHEAP_CLASSES): 59 classes, 16-byte steps up to
+ * 256 B, 8 classes per doubling up to 2 KiB, 4 up to 4 KiB, then the
+ * sizes that cut a 64 KiB span into 15, 14, .. 1 blocks (4368 B .. 64 KiB);
+ * a request of n > 128 bytes gets at most 1.25 n (docs/DESIGN.md, "Class
+ * sets").  Both sets are deterministic: a heap's addresses are a pure
+ * function of its calls and its set.  DH_CLASSES_MAX bounds every set. */
+typedef enum dh_class_set {
+    DH_CLASSES_SPEC = 0,
+    DH_CLASSES_FINE = 1
+} dh_class_set_t;
+#define DH_CLASSES_MAX 64
+
+/* The number of classes of a set (13 or 59), or 0 for an unknown set.
+ * O(1), thread-safe, like the three below. */
+DH_API int dh_class_set_count(dh_class_set_t set);
+/* The size of class c of a set, or 0 for an unknown set or a c out of
+ * range. */
+DH_API size_t dh_class_set_size(dh_class_set_t set, int c);
+/* The class of a set that serves n bytes (the smallest whose size is
+ * >= n), or -1 when n > DH_MAX_CLASS_SIZE or the set is unknown.  One
+ * table load. */
+DH_API int dh_class_set_of(dh_class_set_t set, size_t n);
 
 /* ---- configuration ------------------------------------------------------ */
 
@@ -137,13 +164,24 @@ typedef struct dh_config {
     dh_on_error_t on_error; /* error policy of the pointer API */
     dh_error_fn error_callback; /* with DH_ON_ERROR_CALLBACK */
     void *error_user;       /* passed to error_callback */
+    /* Since 0.3: the heap's class set (DH_CLASSES_SPEC, the default, or
+     * DH_CLASSES_FINE).  A caller built against 0.2, whose struct ends
+     * before this field, gets DH_CLASSES_SPEC. */
+    dh_class_set_t classes;
 } dh_config_t;
 
-#define DH_CONFIG_INIT \
-    { sizeof(dh_config_t), DH_VERSION, 0, 0, DH_ON_ERROR_IGNORE, NULL, NULL }
+#define DH_CONFIG_INIT                                                    \
+    { sizeof(dh_config_t), DH_VERSION, 0, 0, DH_ON_ERROR_IGNORE, NULL, NULL, \
+      DH_CLASSES_SPEC }
 
-/* Fill *cfg with the defaults.  O(1), thread-safe. */
-DH_API void dh_config_init(dh_config_t *cfg);
+/* Fill *cfg with the defaults.  O(1), thread-safe.  dh_config_init(cfg)
+ * calls dh_config_init_0_3, which writes the whole struct of this
+ * header; the function named dh_config_init is the entry point programs
+ * built against 0.2 call, and writes only the 0.2 struct (without
+ * `classes`), so that it never writes past what they allocated. */
+DH_API void(dh_config_init)(dh_config_t *cfg);
+DH_API void dh_config_init_0_3(dh_config_t *cfg);
+#define dh_config_init(cfg) dh_config_init_0_3(cfg)
 
 /* ---- heap lifetime ------------------------------------------------------ */
 
@@ -189,6 +227,10 @@ DH_API dh_heap_t *dh_heap_of(const void *ptr);
 /* The first address of the heap's reserved range; block offsets are taken
  * from here.  O(1). */
 DH_API uintptr_t dh_heap_base(const dh_heap_t *heap);
+
+/* The heap's class set (dh_config_t.classes; the process heap's is
+ * DETHEAP_CLASSES).  O(1). */
+DH_API dh_class_set_t dh_heap_class_set(const dh_heap_t *heap);
 
 /* ---- pointer API -------------------------------------------------------- */
 
@@ -285,7 +327,7 @@ DH_API void *dh_ptr_of(const dh_heap_t *heap, dh_handle_t handle);
 
 /* ---- statistics --------------------------------------------------------- */
 
-#define DH_STATS_VERSION 2
+#define DH_STATS_VERSION 3
 
 typedef struct dh_class_stats {
     uint64_t size;      /* the class size in bytes */
@@ -333,12 +375,20 @@ typedef struct dh_stats {
     uint64_t corruptions;
     uint64_t abandoned_blocks;
     uint64_t abandoned_bytes;
+    /* Class sets (DH_STATS_VERSION 3): the heap's set, its number of
+     * classes, and every class of it in by_class[0 .. class_count).  For a
+     * heap of the spec set `classes` above holds the same figures; for a
+     * fine heap, each of its entries sums the fine classes that the spec
+     * class of that size would serve (size: the spec class's). */
+    uint32_t class_set;
+    uint32_t class_count;
+    dh_class_stats_t by_class[DH_CLASSES_MAX];
 } dh_stats_t;
 
 /* Fill *out with the heap's statistics.  Pass sizeof(*out) as out_size; a
  * smaller size (an older caller) gets the prefix that fits.  Returns false
  * (EINVAL) if heap or out is NULL or out_size is below the two header
- * fields.  O(DH_NUM_CLASSES). */
+ * fields.  O(number of classes). */
 DH_API bool dh_heap_stats(const dh_heap_t *heap, dh_stats_t *out,
                           size_t out_size);
 

@@ -15,15 +15,20 @@
  */
 #include "fastpath.h"
 
-void dh_bins_init(dh_heap_t *h) {
-    for (int c = 0; c < DH_NUM_CLASSES; c++) {
+void dh_bins_init(dh_heap_t *h, dh_class_set_t set) {
+    h->class_set = (uint8_t)set;
+    h->nclasses = (uint8_t)dh_class_set_count(set);
+    for (int c = 0; c < h->nclasses; c++) {
         h->bins[c].carve = h->bins[c].carve_end = 0;
         h->bins[c].live_state = (uint8_t)(DH_ST_LIVE + c);
         h->bins[c].free_state = (uint8_t)(DH_ST_FREE + c);
+        h->bins[c].granules =
+            (uint16_t)(dh_class_set_size(set, c) >> DH_GRANULE_SHIFT);
         h->bin_by_state[DH_ST_LIVE + c] = &h->bins[c];
     }
     for (unsigned i = 0; i < DH_SMALL_INDEXES; i++)
-        h->bin_by_size[i] = &h->bins[dh_small_class[i]];
+        h->bin_by_size[i] =
+            &h->bins[dh_heap_class_of(h, (size_t)i << DH_GRANULE_SHIFT)];
 }
 
 uint8_t *dh_foreign_free_ok(const dh_heap_t *h, const void *p, uint8_t want) {

@@ -98,16 +98,17 @@ static uintptr_t walk_span(walker_t *w, uintptr_t p, dh_check_t *bad) {
     const dh_heap_t *h = w->h;
     const uint8_t *st = dh_state_at(h, p);
     int gone = decommitted_class(h, p);
-    if (gone >= 0 && gone < DH_NUM_CLASSES) {
-        w->n.retired[gone] += DH_SPAN / dh_class_sizes[gone];
+    if (gone >= 0 && gone < h->nclasses) {
+        w->n.retired[gone] += DH_SPAN / dh_class_bytes(h, gone);
         return p + DH_SPAN;
     }
     int c = dh_st_is_live_class(st[0])      ? st[0] - DH_ST_LIVE
             : dh_st_is_free_class(st[0])    ? st[0] - DH_ST_FREE
             : dh_st_is_retired_class(st[0]) ? st[0] - DH_ST_RETIRED
                                             : -1;
-    if (c < 0 || DH_SPAN > h->top - p) return *bad = DH_CHECK_I2, 0;
-    size_t size = dh_class_sizes[c], g = size >> DH_GRANULE_SHIFT;
+    if (c < 0 || c >= h->nclasses || DH_SPAN > h->top - p)
+        return *bad = DH_CHECK_I2, 0;
+    size_t size = dh_class_bytes(h, c), g = size >> DH_GRANULE_SHIFT;
     bool carving = true;
     for (uintptr_t q = p; q < p + DH_SPAN; q += size) {
         const uint8_t *s = dh_state_at(h, q);
@@ -216,14 +217,21 @@ static dh_check_t check_free_list(const dh_heap_t *h, int c, uint64_t expect,
  * index i leads to the bin of i's class, and state byte s to bin c exactly
  * when s is LIVE + c. */
 static dh_check_t check_tables(const dh_heap_t *h) {
-    for (int c = 0; c < DH_NUM_CLASSES; c++)
-        if (h->bins[c].live_state != DH_ST_LIVE + c) return DH_CHECK_I3;
+    dh_class_set_t set = (dh_class_set_t)h->class_set;
+    if (h->nclasses != dh_class_set_count(set)) return DH_CHECK_I3;
+    for (int c = 0; c < h->nclasses; c++)
+        if (h->bins[c].live_state != DH_ST_LIVE + c ||
+            h->bins[c].free_state != DH_ST_FREE + c ||
+            dh_class_bytes(h, c) != dh_class_set_size(set, c))
+            return DH_CHECK_I3;
     for (unsigned i = 0; i < DH_SMALL_INDEXES; i++)
-        if (h->bin_by_size[i] != &h->bins[dh_small_class[i]])
+        if (h->bin_by_size[i] !=
+            &h->bins[dh_class_set_of(set, (size_t)i << DH_GRANULE_SHIFT)])
             return DH_CHECK_I3;
     for (unsigned s = 0; s < 256; s++) {
-        const dh_bin_t *want =
-            dh_st_is_live_class((uint8_t)s) ? &h->bins[s - DH_ST_LIVE] : NULL;
+        const dh_bin_t *want = (uint8_t)(s - DH_ST_LIVE) < h->nclasses
+                                   ? &h->bins[s - DH_ST_LIVE]
+                                   : NULL;
         if (h->bin_by_state[s] != want) return DH_CHECK_I3;
     }
     return DH_CHECK_OK;
@@ -258,7 +266,7 @@ dh_check_t dh_heap_check_part(const dh_heap_t *h, census_t *out) {
     if (r != DH_CHECK_OK) return r;
     r = check_tables(h);
     if (r != DH_CHECK_OK) return r;
-    for (int c = 0; c < DH_NUM_CLASSES; c++) {
+    for (int c = 0; c < h->nclasses; c++) {
         const dh_bin_t *b = &h->bins[c];
         if (!h->process && (b->carved != w.n.live[c] + w.n.free[c] ||
                             b->allocs - b->frees != w.n.live[c]))

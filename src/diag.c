@@ -87,7 +87,8 @@ static void put_dec(out_t *o, uint64_t v) {
 }
 
 size_t dh_format_error(char *buf, size_t cap, const char *call,
-                       const void *ptr, dh_error_code_t code, int size_class) {
+                       const void *ptr, dh_error_code_t code, int size_class,
+                       const dh_heap_t *h) {
     out_t o = {buf, cap, 0};
     put(&o, "detheap: ");
     put(&o, call);
@@ -95,11 +96,11 @@ size_t dh_format_error(char *buf, size_t cap, const char *call,
     put_hex(&o, (uintptr_t)ptr);
     put(&o, "): ");
     put(&o, dh_error_name(code));
-    if (size_class >= 0 && size_class < DH_NUM_CLASSES) {
+    if (h != NULL && size_class >= 0 && size_class < h->nclasses) {
         put(&o, code == DH_ERR_NOT_A_BLOCK ? " (inside a " : " (");
-        put_dec(&o, dh_class_sizes[size_class]);
+        put_dec(&o, dh_class_bytes(h, size_class));
         put(&o, code == DH_ERR_NOT_A_BLOCK ? "-byte block)" : "-byte class)");
-    } else if (size_class == DH_NUM_CLASSES) {
+    } else if (size_class == DH_LARGE_INDEX) {
         put(&o, " (large block)");
     }
     if (cap) buf[o.len < cap ? o.len : cap - 1] = 0;
@@ -118,7 +119,8 @@ static int containing_class(const dh_heap_t *h, uintptr_t p) {
         int c = dh_st_is_live_class(s)   ? s - DH_ST_LIVE
                 : dh_st_is_free_class(s) ? s - DH_ST_FREE
                                          : -1;
-        return c >= 0 && p < q + dh_class_sizes[c] ? c : -1;
+        return c >= 0 && c < h->nclasses && p < q + dh_class_bytes(h, c) ? c
+                                                                       : -1;
     }
     return -1;
 }
@@ -133,7 +135,7 @@ dh_error_code_t dh_classify(const dh_heap_t *h, uintptr_t p, int *size_class) {
         return DH_ERR_DOUBLE_FREE;
     }
     if (s == DH_ST_FREE_LARGE || s == DH_ST_FREE_FOREIGN) {
-        *size_class = DH_NUM_CLASSES;
+        *size_class = DH_LARGE_INDEX;
         return DH_ERR_DOUBLE_FREE;
     }
     *size_class = containing_class(h, p);
@@ -148,7 +150,7 @@ static void act_line(dh_on_error_t policy, dh_error_fn cb, void *user,
     if (policy == DH_ON_ERROR_IGNORE) return;
     if (policy == DH_ON_ERROR_CALLBACK) {
         dh_error_t err = {call, ptr, code,
-                          size_class < DH_NUM_CLASSES ? size_class : -1, line};
+                          size_class < DH_LARGE_INDEX ? size_class : -1, line};
         cb(&err, user);
         return;
     }
@@ -157,13 +159,13 @@ static void act_line(dh_on_error_t policy, dh_error_fn cb, void *user,
     if (policy == DH_ON_ERROR_ABORT) dh_os_abort();
 }
 
-static void act(dh_on_error_t policy, dh_error_fn cb, void *user,
-                const char *call, const void *ptr, dh_error_code_t code,
-                int size_class) {
+static void act(const dh_heap_t *h, dh_on_error_t policy, dh_error_fn cb,
+                void *user, const char *call, const void *ptr,
+                dh_error_code_t code, int size_class) {
     if (policy == DH_ON_ERROR_IGNORE) return;
     char line[160];
     size_t n = dh_format_error(line, sizeof line - 1, call, ptr, code,
-                               size_class);
+                               size_class, h);
     if (n > sizeof line - 2) n = sizeof line - 2;
     act_line(policy, cb, user, call, ptr, code, size_class, line, n);
 }
@@ -172,12 +174,13 @@ void dh_report(dh_heap_t *h, const char *call, const void *ptr,
                dh_error_code_t code, int size_class) {
     if (h == NULL) {
         atomic_fetch_add(&foreign_count, 1);
-        act((dh_on_error_t)atomic_load(&global_policy), atomic_load(&global_cb),
+        act(NULL, (dh_on_error_t)atomic_load(&global_policy),
+            atomic_load(&global_cb),
             atomic_load(&global_user), call, ptr, code, size_class);
         return;
     }
     if ((unsigned)code < DH_ERR_COUNT) h->rejected_by_code[code]++;
-    act(h->on_error, h->error_callback, h->error_user, call, ptr, code,
+    act(h, h->on_error, h->error_callback, h->error_user, call, ptr, code,
         size_class);
 }
 
@@ -233,12 +236,12 @@ void dh_list_corrupted(dh_heap_t *h, const char *call, size_t n, int c,
             lost = b->carved - (b->allocs - b->frees) - h->abandoned[c];
         }
         h->abandoned[c] += lost;
-        h->abandoned_bytes += lost * dh_class_sizes[c];
+        h->abandoned_bytes += lost * dh_class_bytes(h, c);
     }
     char what[64];
     out_t o = {what, sizeof what, 0};
     put(&o, foreign ? "foreign free list of the " : "free list of the ");
-    put_dec(&o, dh_class_sizes[c]);
+    put_dec(&o, dh_class_bytes(h, c));
     put(&o, "-byte class");
     what[o.len < sizeof what ? o.len : sizeof what - 1] = 0;
     dh_report_corruption(h, call, n, c, what, at);
@@ -246,7 +249,7 @@ void dh_list_corrupted(dh_heap_t *h, const char *call, size_t n, int c,
 
 void dh_tree_corrupted(dh_heap_t *h, const char *call, size_t n,
                        const void *at) {
-    dh_report_corruption(h, call, n, DH_NUM_CLASSES,
+    dh_report_corruption(h, call, n, DH_LARGE_INDEX,
                       "tree of free large blocks", at);
 }
 

@@ -31,7 +31,7 @@ DH_INLINE dh_heap_t *dh_bin_heap(const dh_bin_t *b) {
 }
 
 DH_INLINE size_t dh_bin_size(const dh_bin_t *b) {
-    return dh_class_sizes[b->live_state - DH_ST_LIVE];
+    return (size_t)b->granules << DH_GRANULE_SHIFT;
 }
 
 /* Hand out the free block p of bin b, whose state byte is st. */
@@ -106,9 +106,10 @@ DH_HIDDEN void *dh_bin_miss(size_t n, dh_bin_t *b, void *head);
 
 /* Allocate a block of class c from h, counting live bytes: O(1). */
 DH_INLINE void *dh_fast_alloc(dh_heap_t *h, int c) {
-    void *p = dh_bin_pop(h, &h->bins[c], dh_class_sizes[c], dh_bin_miss);
+    size_t size = dh_class_bytes(h, c);
+    void *p = dh_bin_pop(h, &h->bins[c], size, dh_bin_miss);
     if (DH_UNLIKELY(p == NULL)) return NULL; /* ENOMEM, counted */
-    h->live_bytes += dh_class_sizes[c];
+    h->live_bytes += size;
     if (h->live_bytes > h->peak_live_bytes) h->peak_live_bytes = h->live_bytes;
     return p;
 }
@@ -120,10 +121,10 @@ DH_INLINE void dh_fast_free(dh_heap_t *h, uintptr_t p, uint8_t *st, int c) {
     void **list = &b->head;
     if (DH_UNLIKELY(!dh_owns(h, p))) {
         list = &b->foreign;
-        h->foreign_bytes += dh_class_sizes[c];
+        h->foreign_bytes += dh_bin_size(b);
     }
     dh_bin_push(b, list, (void *)p, st);
-    h->live_bytes -= dh_class_sizes[c];
+    h->live_bytes -= dh_bin_size(b);
 }
 
 #endif /* DH_FASTPATH_H */

@@ -37,7 +37,7 @@ static dh_handle_t handle_at(const dh_heap_t *h, uintptr_t p) {
 }
 
 dh_handle_t dh_alloc(dh_heap_t *h, size_t size) {
-    int c = dh_class_of(size);
+    int c = dh_heap_class_of(h, size);
     void *p = DH_LIKELY(c >= 0) ? dh_fast_alloc(h, c)
                                 : dh_large_alloc(h, size, 0);
     return p ? handle_at(h, (uintptr_t)p) : DH_HANDLE_NULL;

@@ -28,10 +28,17 @@ void dh_heap_release(dh_heap_t *h, uintptr_t p, uint8_t s) {
 
 /* ---- lifetime --------------------------------------------------------------- */
 
-void dh_config_init(dh_config_t *cfg) {
+void dh_config_init_0_3(dh_config_t *cfg) {
     if (cfg == NULL) return;
     dh_config_t d = DH_CONFIG_INIT;
     *cfg = d;
+}
+
+void(dh_config_init)(dh_config_t *cfg) {
+    if (cfg == NULL) return;
+    dh_config_t d = DH_CONFIG_INIT;
+    d.struct_size = DH_CONFIG_SIZE_0_2;
+    memcpy(cfg, &d, DH_CONFIG_SIZE_0_2);
 }
 
 dh_heap_t *dh_heap_create(const dh_config_t *cfg) {
@@ -78,10 +85,14 @@ dh_heap_t *dh_heap_of(const void *ptr) {
 
 uintptr_t dh_heap_base(const dh_heap_t *h) { return h ? h->base : 0; }
 
+dh_class_set_t dh_heap_class_set(const dh_heap_t *h) {
+    return h ? (dh_class_set_t)h->class_set : DH_CLASSES_SPEC;
+}
+
 /* ---- pointer API ------------------------------------------------------------ */
 
 void *dh_heap_malloc(dh_heap_t *h, size_t n) {
-    int c = dh_class_of(n);
+    int c = dh_heap_class_of(h, n);
     if (DH_LIKELY(c >= 0)) return dh_fast_alloc(h, c);
     return dh_large_alloc(h, n, 0);
 }
@@ -114,13 +125,15 @@ void *dh_heap_aligned_alloc(dh_heap_t *h, size_t align, size_t n) {
         return NULL;
     }
     if (align <= DH_GRANULE) return dh_heap_malloc(h, n);
-    /* Class blocks of a power-of-two size up to 4 KiB are aligned to their
-     * size, and the larger classes to 4 KiB, because spans are 4 KiB
-     * aligned; 48 is the one class that is not a power of two. */
+    /* Spans are 4 KiB aligned and cut from their start, so the blocks of
+     * a class whose size is a multiple of align (<= 4 KiB) are aligned to
+     * it: the first such class that holds n serves.  (Power-of-two sizes
+     * up to 4 KiB are aligned to their size; the spec's 48 and most fine
+     * classes only to 16.)  At most one step per class. */
     if (align <= DH_PAGE && n <= DH_MAX_CLASS_SIZE) {
-        int c = dh_class_of(n > align ? n : align);
-        if (dh_class_sizes[c] == 48) c++;
-        return dh_fast_alloc(h, c);
+        int c = dh_heap_class_of(h, n > align ? n : align);
+        while (c < h->nclasses && dh_class_bytes(h, c) % align != 0) c++;
+        if (c < h->nclasses) return dh_fast_alloc(h, c);
     }
     return dh_large_alloc(h, n, align);
 }
@@ -174,15 +187,16 @@ void *dh_realloc_block(dh_heap_t *h, uintptr_t p, uint8_t s, size_t n) {
         dh_heap_release(h, p, s);
         return NULL;
     }
-    int c = dh_class_of(n);
+    int c = dh_heap_class_of(h, n);
     if (dh_st_is_live_class(s)) {
-        if (c == s - DH_ST_LIVE) return (void *)p; /* the class still fits */
+        if (dh_class_keeps(h, s - DH_ST_LIVE, c, n)) return (void *)p;
     } else if (c < 0 && dh_large_resize(h, p, n)) {
         return (void *)p;
     }
-    void *q = dh_heap_malloc(h, n);
-    if (q == NULL) return NULL;
     size_t old = dh_block_size(h, p, s);
+    void *q = dh_heap_malloc(
+        h, dh_st_is_live_class(s) ? dh_realloc_want(old, n) : n);
+    if (q == NULL) return NULL;
     memcpy(q, (void *)p, old < n ? old : n);
     dh_heap_release(h, p, s);
     return q;
@@ -214,9 +228,20 @@ void *dh_heap_realloc(dh_heap_t *h, void *ptr, size_t n) {
 uint64_t dh_heap_live_bytes(const dh_heap_t *h) {
     if (!h->process) return h->live_bytes;
     uint64_t bytes = h->large_live_bytes;
-    for (int c = 0; c < DH_NUM_CLASSES; c++)
-        bytes += (h->bins[c].allocs - h->bins[c].frees) * dh_class_sizes[c];
+    for (int c = 0; c < h->nclasses; c++)
+        bytes += (h->bins[c].allocs - h->bins[c].frees) * dh_class_bytes(h, c);
     return bytes;
+}
+
+void dh_stats_fold(dh_stats_t *s, const dh_class_stats_t *cs) {
+    dh_class_stats_t *k = &s->classes[dh_class_of(cs->size)];
+    k->size = dh_class_sizes[dh_class_of(cs->size)];
+    k->allocs += cs->allocs;
+    k->frees += cs->frees;
+    k->live += cs->live;
+    k->free += cs->free;
+    k->carved += cs->carved;
+    k->spans += cs->spans;
 }
 
 bool dh_heap_stats(const dh_heap_t *h, dh_stats_t *out, size_t out_size) {
@@ -228,16 +253,19 @@ bool dh_heap_stats(const dh_heap_t *h, dh_stats_t *out, size_t out_size) {
     memset(&s, 0, sizeof s);
     s.struct_size = sizeof s;
     s.version = DH_STATS_VERSION;
-    for (int c = 0; c < DH_NUM_CLASSES; c++) {
+    s.class_set = h->class_set;
+    s.class_count = h->nclasses;
+    for (int c = 0; c < h->nclasses; c++) {
         const dh_bin_t *b = &h->bins[c];
-        dh_class_stats_t *cs = &s.classes[c];
-        cs->size = dh_class_sizes[c];
+        dh_class_stats_t *cs = &s.by_class[c];
+        cs->size = dh_class_bytes(h, c);
         cs->allocs = b->allocs;
         cs->frees = b->frees;
         cs->live = b->allocs - b->frees;
         cs->carved = b->carved;
         cs->free = b->carved - cs->live - h->abandoned[c];
         cs->spans = b->spans;
+        dh_stats_fold(&s, cs);
         s.alloc_count += b->allocs;
         s.free_count += b->frees;
         s.live_count += cs->live;
@@ -270,7 +298,8 @@ bool dh_heap_stats(const dh_heap_t *h, dh_stats_t *out, size_t out_size) {
     }
     s.rejected_handle_frees = h->rejected_handle_frees;
     s.corruptions = h->corruptions;
-    for (int c = 0; c <= DH_NUM_CLASSES; c++) s.abandoned_blocks += h->abandoned[c];
+    for (int c = 0; c < h->nclasses; c++) s.abandoned_blocks += h->abandoned[c];
+    s.abandoned_blocks += h->abandoned[DH_LARGE_INDEX];
     s.abandoned_bytes = h->abandoned_bytes;
     memcpy(out, &s, out_size < sizeof s ? out_size : sizeof s);
     return true;

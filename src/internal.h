@@ -11,8 +11,9 @@
  *   data       [data_start, limit): where spans and large blocks are carved,
  *              bottom up; `top` is the first byte never carved (or given
  *              back to the top by a freed large block).
- *   class      one of the 13 size classes; class c serves sizes up to
- *              dh_class_size(c).
+ *   class      one of the heap's size classes (its class set: the spec's
+ *              13, or the fine set's 59); class c serves sizes up to
+ *              the size of its bin.
  *   span       64 KiB of data given to one class and cut into its blocks
  *              in address order, one at a time ("carving").
  *   bin        per class: a LIFO free list threaded through the free blocks
@@ -31,19 +32,20 @@
  *                                        ^ 64 KiB aligned     ^ carved up
  *                                                               to here
  *
- * State bytes (one per granule g; "start" = a block starts at g):
+ * State bytes (one per granule g; "start" = a block starts at g), in four
+ * groups of 64 values: live, free, size tags, retired:
  *   0x00          nothing starts here (inside a block, or not carved)
- *   0x01 + c      live class-c block starts here         (c = 0..12)
- *   0x0e          live large block starts here
+ *   0x01 + c      live class-c block starts here    (c < DH_MAX_CLASSES)
+ *   0x3f          live large block starts here
  *   0x41 + c      free class-c block starts here (on bin c's free list)
- *   0x4e          free large block starts here (in the large tree of the
+ *   0x7f          free large block starts here (in the large tree of the
  *                 heap whose range it lies in)
- *   0x4f          free large block starts here, held in the large tree of
+ *   0x7e          free large block starts here, held in the large tree of
  *                 another heap (freed by another thread); never coalesced
- *   0x21 + c      retired class-c block starts here: freed by a thread of
+ *   0xc1 + c      retired class-c block starts here: freed by a thread of
  *                 another heap that kept no more such blocks; on no list,
  *                 never handed out again (unless its range runs out)
- *   0x2e          retired large block starts here (its pages given back)
+ *   0xff          retired large block starts here (its pages given back)
  *   0x80 | 6 bits a large block's size tag: its page count, 6 bits a byte,
  *                 low bits first, in the 6 granules after its start (head
  *                 tag) and in its last 8 granules (tail tag, for the left
@@ -112,15 +114,25 @@ DH_HIDDEN _Noreturn void dh_assert_fail(const char *inv, const char *cond,
 
 /* ---- state bytes --------------------------------------------------------- */
 
+/* Classes a heap may have (bins in struct dh_heap): the state bytes of
+ * each group hold this many classes and the group's large value. */
+#define DH_MAX_CLASSES 60
+#define DH_FINE_CLASSES 59
+/* The index that stands for large blocks in per-class arrays. */
+#define DH_LARGE_INDEX DH_MAX_CLASSES
+_Static_assert(DH_FINE_CLASSES <= DH_MAX_CLASSES &&
+                   DH_MAX_CLASSES <= DH_CLASSES_MAX,
+               "every set fits the bins and the stats");
+
 enum {
     DH_ST_NONE = 0x00,
     DH_ST_LIVE = 0x01,       /* + class */
-    DH_ST_LIVE_LARGE = 0x0e,
+    DH_ST_LIVE_LARGE = 0x3f,
     DH_ST_FREE = 0x41,       /* + class */
-    DH_ST_FREE_LARGE = 0x4e,
-    DH_ST_FREE_FOREIGN = 0x4f,
-    DH_ST_RETIRED = 0x21,    /* + class */
-    DH_ST_RETIRED_LARGE = 0x2e,
+    DH_ST_FREE_LARGE = 0x7f,
+    DH_ST_FREE_FOREIGN = 0x7e,
+    DH_ST_RETIRED = 0xc1,    /* + class */
+    DH_ST_RETIRED_LARGE = 0xff,
     DH_ST_TAG = 0x80,        /* | 6 bits of a page count */
     DH_TAG_BYTES = 6,        /* head tag: 36 bits of page count */
     DH_TAIL_BYTES = 8        /* tail tag: one aligned 64-bit word, written
@@ -128,15 +140,19 @@ enum {
 };
 
 DH_INLINE bool dh_st_is_live_class(uint8_t s) {
-    return (uint8_t)(s - DH_ST_LIVE) < DH_NUM_CLASSES;
+    return (uint8_t)(s - DH_ST_LIVE) < DH_MAX_CLASSES;
 }
 DH_INLINE bool dh_st_is_free_class(uint8_t s) {
-    return (uint8_t)(s - DH_ST_FREE) < DH_NUM_CLASSES;
+    return (uint8_t)(s - DH_ST_FREE) < DH_MAX_CLASSES;
 }
 DH_INLINE bool dh_st_is_retired_class(uint8_t s) {
-    return (uint8_t)(s - DH_ST_RETIRED) < DH_NUM_CLASSES;
+    return (uint8_t)(s - DH_ST_RETIRED) < DH_MAX_CLASSES;
 }
-DH_INLINE bool dh_st_is_tag(uint8_t s) { return (s & DH_ST_TAG) != 0; }
+DH_INLINE bool dh_st_is_tag(uint8_t s) { return (s & 0xc0) == DH_ST_TAG; }
+_Static_assert(DH_ST_LIVE + DH_MAX_CLASSES <= DH_ST_LIVE_LARGE &&
+                   DH_ST_FREE + DH_MAX_CLASSES <= DH_ST_FREE_FOREIGN &&
+                   DH_ST_RETIRED + DH_MAX_CLASSES <= DH_ST_RETIRED_LARGE,
+               "each group holds every class and its large values");
 
 /* Span map words (h->span_map): one per 64 KiB cell of the data, for the
  * span that begins in that cell (at most one can; a span is 64 KiB and
@@ -187,6 +203,7 @@ typedef struct dh_bin {
                             table-driven fast paths store */
     uint8_t free_state;  /* DH_ST_FREE + this bin's class: what the state
                             byte of a block popped from the lists must be */
+    uint16_t granules;   /* the class size / 16 */
     void *foreign;       /* LIFO of free blocks of other heaps' ranges (freed
                             here by this heap's thread); used when `head` is
                             empty, so `head` holds only this range's blocks */
@@ -227,9 +244,12 @@ struct dh_heap {
     size_t os_page;          /* commit granularity */
     uintptr_t fast_granules; /* (commit_end - data_start) / 16 */
     uint8_t *data_state;     /* the state byte of data_start */
-    dh_bin_t bins[DH_NUM_CLASSES];
+    dh_bin_t bins[DH_MAX_CLASSES];
+    uint8_t class_set;       /* dh_class_set_t: which sizes the bins have */
+    uint8_t nclasses;        /* bins in use: 13 or DH_FINE_CLASSES */
     /* The fast paths' tables (dh_bins_init): the bin serving size n <= 1024
-     * at [(n + 15) >> 4], and the bin of a live class block whose state
+     * at [(n + 15) >> 4] (in the heap's class set), and the bin of a live
+     * class block whose state
      * byte is s at [s] (NULL for every other state byte, so one load both
      * validates a pointer given to free and finds its bin). */
     dh_bin_t *bin_by_size[DH_SMALL_INDEXES];
@@ -255,7 +275,7 @@ struct dh_heap {
      * which are leaked: they keep their free state bytes (class blocks) or
      * are marked retired (large blocks of this range) and are on no list. */
     uint64_t corruptions;
-    uint64_t abandoned[DH_NUM_CLASSES + 1];
+    uint64_t abandoned[DH_MAX_CLASSES + 1]; /* [DH_LARGE_INDEX]: large */
     uint64_t abandoned_bytes;
     bool class_abandoned;     /* a class list of this process heap was
                                  abandoned: its count is an upper bound */
@@ -285,6 +305,9 @@ struct dh_heap {
 
 /* Bytes of trace buffered per heap (in the heap's header area). */
 #define DH_TRACE_BUF 16384u
+
+/* The size dh_config_t had in 0.2, before `classes`. */
+#define DH_CONFIG_SIZE_0_2 offsetof(dh_config_t, classes)
 
 /* ---- address helpers ----------------------------------------------------- */
 
@@ -349,7 +372,7 @@ DH_INLINE const char *dh_malloc_name(const dh_heap_t *h) {
 
 /* ---- functions shared between files (hidden) ----------------------------- */
 
-/* sizeclass.c */
+/* sizeclass.c: the spec set (dh_class_of) and the fine set. */
 DH_HIDDEN extern const uint32_t dh_class_sizes[DH_NUM_CLASSES];
 DH_HIDDEN extern const uint8_t dh_small_class[65]; /* by (n + 15) >> 4 */
 DH_INLINE int dh_class_of(size_t n) {
@@ -358,6 +381,23 @@ DH_INLINE int dh_class_of(size_t n) {
     if (n > 16384) return 12;
     /* 1025..16384: 2 KiB (class 8) .. 16 KiB (class 11), by bit length */
     return 61 - __builtin_clzll((unsigned long long)(n - 1));
+}
+#define DH_FINE_TABLE ((16384 >> DH_GRANULE_SHIFT) + 1)
+DH_HIDDEN extern const uint32_t dh_fine_sizes[DH_FINE_CLASSES];
+DH_HIDDEN extern const uint8_t dh_fine_class[DH_FINE_TABLE];
+DH_INLINE int dh_fine_class_of(size_t n) {
+    if (DH_LIKELY(n <= 16384)) return dh_fine_class[(n + 15) >> 4];
+    if (n > DH_MAX_CLASS_SIZE) return -1;
+    return n <= 21840 ? 56 : n <= 32768 ? 57 : 58;
+}
+/* The class of h's set serving n bytes, or -1 (a large block). */
+DH_INLINE int dh_heap_class_of(const dh_heap_t *h, size_t n) {
+    return h->class_set == DH_CLASSES_FINE ? dh_fine_class_of(n)
+                                           : dh_class_of(n);
+}
+/* The size of class c of h's set. */
+DH_INLINE size_t dh_class_bytes(const dh_heap_t *h, int c) {
+    return (size_t)h->bins[c].granules << DH_GRANULE_SHIFT;
 }
 
 /* region.c: growth of the carved part of the range. */
@@ -398,7 +438,8 @@ DH_HIDDEN void dh_region_set_thp(dh_heap_t *h, dh_thp_t mode);
 
 
 /* bin.c: class blocks. */
-DH_HIDDEN void dh_bins_init(dh_heap_t *h); /* bins and fast-path tables */
+/* The bins and fast-path tables of a fresh heap of class set `set`. */
+DH_HIDDEN void dh_bins_init(dh_heap_t *h, dh_class_set_t set);
 /* A fresh span, or NULL, for a class of `n`-byte blocks (for a report). */
 DH_HIDDEN void *dh_span_take(dh_heap_t *h, size_t n);
 
@@ -427,13 +468,32 @@ DH_INLINE uint8_t dh_live_state(const dh_heap_t *h, uintptr_t p) {
 
 /* The usable size of the live block at p whose state byte is s. */
 DH_INLINE size_t dh_block_size(const dh_heap_t *h, uintptr_t p, uint8_t s) {
-    if (DH_LIKELY(dh_st_is_live_class(s))) return dh_class_sizes[s - DH_ST_LIVE];
+    if (DH_LIKELY(dh_st_is_live_class(s))) return dh_class_bytes(h, s - DH_ST_LIVE);
     return (size_t)dh_large_pages(h, p) << DH_PAGE_SHIFT;
 }
 
 /* heap.c: the shared allocation paths. */
 DH_HIDDEN void dh_heap_release(dh_heap_t *h, uintptr_t p, uint8_t s);
 DH_HIDDEN uint64_t dh_heap_live_bytes(const dh_heap_t *h);
+/* Add the figures of one class of a heap's set (by_class) into the spec
+ * class of its size (classes[]), as dh_stats_t promises. */
+DH_HIDDEN void dh_stats_fold(dh_stats_t *s, const dh_class_stats_t *cs);
+/* realloc's rule for a class-c block resized to n bytes (class nc, -1 for
+ * a large size): it stays where it is when n still fits it and it would
+ * not be in a class of less than half its size.  Deterministic: a
+ * function of c, n and the set. */
+DH_INLINE bool dh_class_keeps(const dh_heap_t *h, int c, int nc, size_t n) {
+    return nc == c || (nc >= 0 && nc < c && 2 * n > dh_class_bytes(h, c));
+}
+/* What realloc asks for when a class block of `old` bytes must move to
+ * hold n: a block that grows past its class gets room for half as much
+ * again (old + old / 2, within the classes), so that a buffer grown by
+ * small steps moves once per 1.5x, not once per class.  Deterministic. */
+DH_INLINE size_t dh_realloc_want(size_t old, size_t n) {
+    size_t roomy = old + old / 2;
+    if (n <= old || n > DH_MAX_CLASS_SIZE || roomy <= n) return n;
+    return roomy < DH_MAX_CLASS_SIZE ? roomy : DH_MAX_CLASS_SIZE;
+}
 DH_HIDDEN void dh_heap_free_in(dh_heap_t *h, uintptr_t p, const char *call);
 DH_HIDDEN void *dh_realloc_block(dh_heap_t *h, uintptr_t p, uint8_t s,
                                  size_t n);
@@ -441,8 +501,8 @@ DH_HIDDEN void *dh_realloc_block(dh_heap_t *h, uintptr_t p, uint8_t s,
 /* check.c: what a walk of one heap's range finds, and the lengths of its
  * lists, for dh_process_check to add up over the per-thread heaps. */
 typedef struct dh_census {
-    uint64_t live[DH_NUM_CLASSES], free[DH_NUM_CLASSES];
-    uint64_t retired[DH_NUM_CLASSES], listed[DH_NUM_CLASSES];
+    uint64_t live[DH_MAX_CLASSES], free[DH_MAX_CLASSES];
+    uint64_t retired[DH_MAX_CLASSES], listed[DH_MAX_CLASSES];
     uint64_t large_live, large_live_bytes, large_free, large_free_bytes;
     uint64_t large_retired, tree_nodes;
     uint64_t live_bytes;
@@ -454,9 +514,11 @@ DH_HIDDEN void dh_report(dh_heap_t *h, const char *call, const void *ptr,
                          dh_error_code_t code, int size_class);
 DH_HIDDEN dh_error_code_t dh_classify(const dh_heap_t *h, uintptr_t p,
                                       int *size_class);
+/* The report's line; size_class is a class of h (NULL: none) or
+ * DH_LARGE_INDEX. */
 DH_HIDDEN size_t dh_format_error(char *buf, size_t cap, const char *call,
                                  const void *ptr, dh_error_code_t code,
-                                 int size_class);
+                                 int size_class, const dh_heap_t *h);
 /* Integrity: bin c's main (or foreign) list of h was found overwritten at
  * `at` by `call` asking for n bytes.  The list is abandoned (its blocks
  * leaked and counted) and the corruption reported through h's policy. */

@@ -296,7 +296,7 @@ static void abandon(tree_t *T) {
             p += DH_PAGE;
         }
     }
-    h->abandoned[DH_NUM_CLASSES] += h->large_free_count;
+    h->abandoned[DH_LARGE_INDEX] += h->large_free_count;
     h->abandoned_bytes += h->large_free_bytes;
     h->large_root = NULL;
     h->large_free_count = 0;
@@ -378,7 +378,7 @@ static void give_back(tree_t *T, uintptr_t p, uint64_t pages) {
         uint64_t below = dh_tail_read(tail);
         /* a span's last granules are never tags; a tag word is all tags */
         if (below != 0 && (__atomic_load_n(tail, __ATOMIC_RELAXED) &
-                           0x8080808080808080ull) == 0x8080808080808080ull &&
+                           0xc0c0c0c0c0c0c0c0ull) == 0x8080808080808080ull &&
             pages_bytes(below) <= p - h->data_start) {
             uintptr_t q = p - pages_bytes(below);
             node_t *left_free = own_free(T, q);

@@ -154,6 +154,13 @@ static const char *opt_thp(dh_options_t *o, const char *v) {
     return NULL;
 }
 
+static const char *opt_classes(dh_options_t *o, const char *v) {
+    if (is(v, "spec")) o->classes = DH_CLASSES_SPEC;
+    else if (is(v, "fine")) o->classes = DH_CLASSES_FINE;
+    else return "expected spec or fine";
+    return NULL;
+}
+
 static const char *opt_stacks(dh_options_t *o, const char *v) {
     return parse_bool(v, &o->stacks) ? NULL : "expected 0 or 1";
 }
@@ -170,6 +177,7 @@ static const struct {
     {"DETHEAP_REMOTE_FREE", opt_remote},
     {"DETHEAP_THP", opt_thp},
     {"DETHEAP_THREAD_RESERVE", opt_thread_reserve},
+    {"DETHEAP_CLASSES", opt_classes},
 };
 
 /* The rule that ties DETHEAP_BASE to DETHEAP_RESERVE: the main heap's range
@@ -206,6 +214,7 @@ void dh_options_read(dh_options_t *o) {
     o->thread_reserve = DH_DEFAULT_THREAD_RESERVE;
     o->on_error = DH_ON_ERROR_ABORT;
     o->thp = DH_THP_OFF;
+    o->classes = DH_CLASSES_FINE;
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         const char *v = getenv(table[i].name);
         if (v == NULL) continue;

@@ -25,6 +25,8 @@ typedef struct dh_options {
     bool stacks;             /* DETHEAP_STACKS: capture call stacks */
     bool remote_owner;       /* DETHEAP_REMOTE_FREE=owner: bounded memory */
     dh_thp_t thp;            /* DETHEAP_THP: huge-page policy of each heap */
+    dh_class_set_t classes;  /* DETHEAP_CLASSES: every heap's class set
+                                (default fine) */
 } dh_options_t;
 
 #define DH_DEFAULT_BASE ((uintptr_t)0x200000000000ull) /* 32 TiB */

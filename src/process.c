@@ -35,16 +35,20 @@
  * Its tables must be valid from the first call (before any constructor),
  * so they are set here: every small size maps to bin 0, which is as empty
  * as the rest; no state byte maps to a bin. */
-#define EMPTY_BIN(c) \
-    {.live_state = DH_ST_LIVE + (c), .free_state = DH_ST_FREE + (c)}
+#define EMPTY_BIN(c, g)                                                   \
+    {.live_state = DH_ST_LIVE + (c), .free_state = DH_ST_FREE + (c),      \
+     .granules = (g)}
 #define EMPTY_BIN0 ((dh_bin_t *)&dh_empty_heap.bins[0])
 #define EMPTY_BIN0_X4 EMPTY_BIN0, EMPTY_BIN0, EMPTY_BIN0, EMPTY_BIN0
 #define EMPTY_BIN0_X16 EMPTY_BIN0_X4, EMPTY_BIN0_X4, EMPTY_BIN0_X4, EMPTY_BIN0_X4
 const dh_heap_t dh_empty_heap = {
-    .bins = {EMPTY_BIN(0), EMPTY_BIN(1), EMPTY_BIN(2), EMPTY_BIN(3),
-             EMPTY_BIN(4), EMPTY_BIN(5), EMPTY_BIN(6), EMPTY_BIN(7),
-             EMPTY_BIN(8), EMPTY_BIN(9), EMPTY_BIN(10), EMPTY_BIN(11),
-             EMPTY_BIN(12)},
+    .bins = {EMPTY_BIN(0, 1), EMPTY_BIN(1, 2), EMPTY_BIN(2, 3),
+             EMPTY_BIN(3, 4), EMPTY_BIN(4, 8), EMPTY_BIN(5, 16),
+             EMPTY_BIN(6, 32), EMPTY_BIN(7, 64), EMPTY_BIN(8, 128),
+             EMPTY_BIN(9, 256), EMPTY_BIN(10, 512), EMPTY_BIN(11, 1024),
+             EMPTY_BIN(12, 4096)},
+    .class_set = DH_CLASSES_SPEC, /* its bins are the spec's (empty) */
+    .nclasses = DH_NUM_CLASSES,
     .bin_by_size = {EMPTY_BIN0_X16, EMPTY_BIN0_X16, EMPTY_BIN0_X16,
                     EMPTY_BIN0_X16, EMPTY_BIN0}};
 _Static_assert(DH_SMALL_INDEXES == 65 && DH_NUM_CLASSES == 13,
@@ -325,6 +329,7 @@ static dh_heap_t *slot_create(uint32_t slot) {
                   : plan.limited     ? plan.thread_size
                                      : options.thread_reserve;
     cfg.on_error = options.on_error;
+    cfg.classes = options.classes;
     uintptr_t end = slot == 0 ? plan.main_end : 0;
     bool grow = slot == 0 && plan.limited; /* only with a fixed base */
     uintptr_t want = slot_address(slot);
@@ -740,7 +745,7 @@ static void *lean_class_miss(size_t n, dh_bin_t *b, void *head) {
 }
 
 DH_INLINE void *lean_class_alloc(dh_heap_t *h, size_t n) {
-    int c = dh_class_of(n);
+    int c = dh_heap_class_of(h, n);
     if (c < 0) return NULL;
     return dh_bin_pop(h, &h->bins[c], n, lean_class_miss);
 }
@@ -812,7 +817,7 @@ static void remote_return(dh_heap_t *h, dh_heap_t *owner, uintptr_t p,
     }
     void *head = __atomic_load_n(&dh_ph(owner)->inbox, __ATOMIC_RELAXED);
     if (dh_st_is_live_class(s))
-        DH_BLOCK_FREE((void *)p, dh_class_sizes[s - DH_ST_LIVE]);
+        DH_BLOCK_FREE((void *)p, dh_class_bytes(h, s - DH_ST_LIVE));
     do DH_LINK_WRITE((void *)p, head);
     while (!__atomic_compare_exchange_n(&dh_ph(owner)->inbox, &head, (void *)p, true,
                                         __ATOMIC_RELEASE, __ATOMIC_RELAXED));
@@ -923,7 +928,7 @@ static void decommit_flush(dh_heap_t *h) {
 
 static void retire_class(dh_heap_t *h, dh_heap_t *r, uintptr_t p,
                          uint8_t *st, int c) {
-    size_t size = dh_class_sizes[c];
+    size_t size = dh_class_bytes(h, c);
     h->bins[c].frees++;
     dh_ph(h)->retired_blocks++;
     dh_ph(h)->retired_bytes += size;
@@ -1042,9 +1047,13 @@ void *dh_proc_realloc(void *ptr, size_t n, const char *call) {
         size_t old = dh_block_size(owner, p, s);
         if (n == 0) {
             release_block(c.h, owner, p, s);
-        } else if (dh_st_is_live_class(s) && dh_class_of(n) == s - DH_ST_LIVE) {
+        } else if (dh_st_is_live_class(s) &&
+                   dh_class_keeps(c.h, s - DH_ST_LIVE,
+                                  dh_heap_class_of(c.h, n), n)) {
             q = ptr; /* the class still fits: it stays where it is */
-        } else if ((q = dh_heap_malloc(c.h, n)) != NULL) {
+        } else if ((q = dh_heap_malloc(
+                        c.h, dh_st_is_live_class(s) ? dh_realloc_want(old, n)
+                                                    : n)) != NULL) {
             memcpy(q, ptr, old < n ? old : n);
             release_block(c.h, owner, p, s);
         }
@@ -1114,15 +1123,17 @@ void dh_proc_stats(dh_stats_t *out) {
     /* malloc's lean fast paths count blocks, not bytes: derive the bytes,
      * and report a peak only where every call was counted (observing) */
     out->live_bytes = out->large_live_bytes;
-    for (int c = 0; c < DH_NUM_CLASSES; c++)
-        out->live_bytes += (out->classes[c].allocs - out->classes[c].frees) *
-                           dh_class_sizes[c];
     out->peak_live_bytes = dh_observe ? peak : 0;
-    for (int c = 0; c < DH_NUM_CLASSES; c++) {
-        dh_class_stats_t *cs = &out->classes[c];
-        cs->size = dh_class_sizes[c];
+    out->class_set = options.classes;
+    out->class_count = (uint32_t)dh_class_set_count(options.classes);
+    memset(out->classes, 0, sizeof out->classes);
+    for (uint32_t c = 0; c < out->class_count; c++) {
+        dh_class_stats_t *cs = &out->by_class[c];
+        cs->size = dh_class_set_size(options.classes, (int)c);
         cs->live = cs->allocs - cs->frees;
         cs->free = cs->carved - cs->live;
+        out->live_bytes += cs->live * cs->size;
+        dh_stats_fold(out, cs);
     }
 }
 
@@ -1158,8 +1169,9 @@ int dh_process_check(void) {
     if (dh_self.heap == NULL && dh_proc_heap_slow() == NULL) return DH_CHECK_OK;
     dh_census_t sum;
     memset(&sum, 0, sizeof sum);
-    uint64_t carved[DH_NUM_CLASSES] = {0}, live[DH_NUM_CLASSES] = {0};
-    uint64_t large_live = 0, abandoned[DH_NUM_CLASSES] = {0};
+    uint64_t carved[DH_MAX_CLASSES] = {0}, live[DH_MAX_CLASSES] = {0};
+    uint64_t large_live = 0, abandoned[DH_MAX_CLASSES] = {0};
+    int nc = dh_class_set_count(options.classes);
     bool bound = false; /* some abandoned count is an upper bound */
     dh_proc_lock(); /* no heap changes hands meanwhile */
     int r = DH_CHECK_OK;
@@ -1169,7 +1181,7 @@ int dh_process_check(void) {
         dh_census_t one;
         r = dh_heap_check_part(h, &one);
         census_add(&sum, &one);
-        for (int c = 0; c < DH_NUM_CLASSES; c++) {
+        for (int c = 0; c < nc; c++) {
             carved[c] += h->bins[c].carved;
             live[c] += h->bins[c].allocs - h->bins[c].frees;
             abandoned[c] += h->abandoned[c];
@@ -1180,11 +1192,11 @@ int dh_process_check(void) {
     }
     dh_proc_unlock();
     if (r != DH_CHECK_OK) return r;
-    for (int c = 0; c < DH_NUM_CLASSES; c++) /* I3, I4 over the process */
+    for (int c = 0; c < nc; c++) /* I3, I4 over the process */
         if (bound ? sum.listed[c] > sum.free[c]
                   : sum.listed[c] + abandoned[c] != sum.free[c])
             return DH_CHECK_I3;
-    for (int c = 0; c < DH_NUM_CLASSES; c++)
+    for (int c = 0; c < nc; c++)
         if (carved[c] != sum.live[c] + sum.free[c] + sum.retired[c] ||
             live[c] != sum.live[c])
             return DH_CHECK_I4;

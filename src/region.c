@@ -134,8 +134,17 @@ static uintptr_t pow2_at_least(uintptr_t v) {
     return p;
 }
 
+/* The class set cfg asks for (a 0.2 caller's struct has no such field). */
+static dh_class_set_t config_classes(const dh_config_t *cfg) {
+    return cfg->struct_size == sizeof(dh_config_t) ? cfg->classes
+                                                   : DH_CLASSES_SPEC;
+}
+
 static bool config_valid(const dh_config_t *cfg) {
-    if (cfg->struct_size != sizeof(dh_config_t)) return false;
+    if (cfg->struct_size != sizeof(dh_config_t) &&
+        cfg->struct_size != DH_CONFIG_SIZE_0_2)
+        return false;
+    if (dh_class_set_count(config_classes(cfg)) == 0) return false;
     if (cfg->reserve != 0 &&
         (cfg->reserve < DH_MIN_RESERVE ||
          cfg->reserve > ((uint64_t)1 << (DH_ADDRESS_BITS - 1))))
@@ -179,7 +188,7 @@ static void layout(dh_heap_t *h, uintptr_t base, uintptr_t size,
     h->span_map = (uint32_t *)(h->state_commit_end - span_map_bytes(h));
     h->os_page = dh_os_page_size();
     h->data_state = dh_state_at(h, h->data_start);
-    dh_bins_init(h);
+    dh_bins_init(h, config_classes(cfg));
     h->on_error = cfg->on_error;
     h->error_callback = cfg->error_callback;
     h->error_user = cfg->error_user;
@@ -192,6 +201,7 @@ void dh_region_relayout(dh_heap_t *h) {
     policy.on_error = keep.on_error;
     policy.error_callback = keep.error_callback;
     policy.error_user = keep.error_user;
+    policy.classes = (dh_class_set_t)keep.class_set;
     layout(h, keep.base, keep.size, keep.limit - keep.base, keep.mapped,
            &policy);
     h->grows = keep.grows;

@@ -86,14 +86,15 @@ static void report_heaps_json(int fd) {
 }
 
 static void report_text(int fd, const dh_stats_t *s, uint64_t fp) {
-    out(fd, "detheap: statistics of process %" PRIu64 "\n", dh_os_pid());
+    out(fd, "detheap: statistics of process %" PRIu64 " (%s classes)\n",
+        dh_os_pid(), s->class_set == DH_CLASSES_FINE ? "fine" : "spec");
     out(fd, "%-7s %10s %12s %12s %10s %10s %10s %6s\n", "class", "size",
         "allocs", "frees", "live", "free", "carved", "spans");
-    for (int c = 0; c < DH_NUM_CLASSES; c++) {
-        const dh_class_stats_t *cs = &s->classes[c];
+    for (uint32_t c = 0; c < s->class_count; c++) {
+        const dh_class_stats_t *cs = &s->by_class[c];
         if (cs->allocs == 0 && cs->carved == 0) continue;
         out(fd,
-            "%-7d %10" PRIu64 " %12" PRIu64 " %12" PRIu64 " %10" PRIu64
+            "%-7u %10" PRIu64 " %12" PRIu64 " %12" PRIu64 " %10" PRIu64
             " %10" PRIu64 " %10" PRIu64 " %6" PRIu64 "\n",
             c, cs->size, cs->allocs, cs->frees, cs->live, cs->free, cs->carved,
             cs->spans);
@@ -129,11 +130,12 @@ static void report_text(int fd, const dh_stats_t *s, uint64_t fp) {
 }
 
 static void report_json(int fd, const dh_stats_t *s, uint64_t fp) {
-    out(fd, "{\"pid\": %" PRIu64 ", \"classes\": [", dh_os_pid());
-    for (int c = 0; c < DH_NUM_CLASSES; c++) {
-        const dh_class_stats_t *cs = &s->classes[c];
+    out(fd, "{\"pid\": %" PRIu64 ", \"class_set\": \"%s\", \"classes\": [",
+        dh_os_pid(), s->class_set == DH_CLASSES_FINE ? "fine" : "spec");
+    for (uint32_t c = 0; c < s->class_count; c++) {
+        const dh_class_stats_t *cs = &s->by_class[c];
         out(fd,
-            "%s{\"class\": %d, \"size\": %" PRIu64 ", \"allocs\": %" PRIu64
+            "%s{\"class\": %u, \"size\": %" PRIu64 ", \"allocs\": %" PRIu64
             ", \"frees\": %" PRIu64 ", \"live\": %" PRIu64 ", \"free\": %" PRIu64
             ", \"carved\": %" PRIu64 ", \"spans\": %" PRIu64 "}",
             c ? ", " : "", c, cs->size, cs->allocs, cs->frees, cs->live,

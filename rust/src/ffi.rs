@@ -8,7 +8,7 @@
 use std::os::raw::{c_char, c_int, c_void}; // core::ffi's: rustc 1.64
 
 pub const DH_VERSION_MAJOR: u32 = 0;
-pub const DH_VERSION_MINOR: u32 = 2;
+pub const DH_VERSION_MINOR: u32 = 3;
 pub const DH_VERSION_PATCH: u32 = 0;
 pub const DH_VERSION: u32 = (DH_VERSION_MAJOR << 16) | (DH_VERSION_MINOR << 8) | DH_VERSION_PATCH;
 
@@ -16,7 +16,10 @@ pub const DH_NUM_CLASSES: usize = 13;
 pub const DH_MAX_CLASS_SIZE: usize = 65536;
 pub const DH_HEAP_ALIGN: u64 = 1 << 32;
 pub const DH_DEFAULT_RESERVE: u64 = 64 << 30;
-pub const DH_STATS_VERSION: u32 = 2;
+pub const DH_STATS_VERSION: u32 = 3;
+pub const DH_CLASSES_MAX: usize = 64;
+pub const DH_CLASSES_SPEC: c_int = 0;
+pub const DH_CLASSES_FINE: c_int = 1;
 
 /// Opaque heap.
 #[repr(C)]
@@ -61,6 +64,7 @@ pub struct dh_config_t {
     pub on_error: dh_on_error_t,
     pub error_callback: dh_error_fn,
     pub error_user: *mut c_void,
+    pub classes: c_int,
 }
 
 #[repr(C)]
@@ -84,7 +88,7 @@ pub struct dh_class_stats_t {
 }
 
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct dh_stats_t {
     pub struct_size: u32,
     pub version: u32,
@@ -113,6 +117,17 @@ pub struct dh_stats_t {
     pub corruptions: u64,
     pub abandoned_blocks: u64,
     pub abandoned_bytes: u64,
+    pub class_set: u32,
+    pub class_count: u32,
+    pub by_class: [dh_class_stats_t; DH_CLASSES_MAX],
+}
+
+// By hand: the standard library derives Default for arrays of at most 32.
+impl Default for dh_stats_t {
+    fn default() -> Self {
+        // every field is an integer: all zero is the default
+        unsafe { core::mem::zeroed() }
+    }
 }
 
 pub type dh_check_t = c_int;
@@ -133,7 +148,12 @@ extern "C" {
     pub fn dh_version() -> u32;
     pub fn dh_class_size(c: c_int) -> usize;
     pub fn dh_size_class(n: usize) -> c_int;
+    pub fn dh_class_set_of(set: c_int, n: usize) -> c_int;
+    pub fn dh_class_set_size(set: c_int, c: c_int) -> usize;
+    pub fn dh_heap_class_set(heap: *const dh_heap_t) -> c_int;
 
+    /// The 0.3 initialiser (the C header's `dh_config_init` macro).
+    #[link_name = "dh_config_init_0_3"]
     pub fn dh_config_init(cfg: *mut dh_config_t);
     pub fn dh_heap_create(cfg: *const dh_config_t) -> *mut dh_heap_t;
     pub fn dh_heap_destroy(heap: *mut dh_heap_t);

@@ -81,7 +81,7 @@ static inline __attribute__((always_inline)) void *lean_malloc(size_t n) {
     if (DH_LIKELY(n <= DH_SMALL_MAX))
         b = h->bin_by_size[(n + 15) >> DH_GRANULE_SHIFT];
     else if (n <= DH_MAX_CLASS_SIZE)
-        b = &h->bins[dh_class_of(n)];
+        b = &h->bins[dh_heap_class_of(h, n)];
     else
         return dh_proc_malloc(n);
     return dh_bin_pop(h, b, n, lean_miss);
@@ -127,9 +127,9 @@ EXPORT void *realloc(void *ptr, size_t n) {
     dh_bin_t *b = g < h->fast_granules ? h->bin_by_state[dh_st_load(st)] : NULL;
     if (b != NULL && n != 0 && n <= DH_MAX_CLASS_SIZE) {
         int c = b->live_state - DH_ST_LIVE;
-        size_t old = dh_class_sizes[c];
-        if (dh_class_of(n) == c) return ptr;
-        void *q = lean_malloc(n);
+        size_t old = dh_bin_size(b);
+        if (dh_class_keeps(h, c, dh_heap_class_of(h, n), n)) return ptr;
+        void *q = lean_malloc(dh_realloc_want(old, n));
         if (q == NULL) return NULL; /* ENOMEM; ptr is untouched */
         memcpy(q, ptr, old < n ? old : n);
         dh_bin_push(b, &b->head, ptr, st);

@@ -54,10 +54,12 @@ static inline bool ov_drain(int fd, char *buf, size_t *len) {
     return true;
 }
 
-/* Run argv[0] (a path) with exactly the environment envp, for at most
- * limit seconds, with an address-space limit (RLIMIT_AS, its soft value)
- * of as_bytes if that is not 0.  Returns false only if the process could
- * not be started. */
+/* Run argv[0] (a path) with the environment envp, for at most limit
+ * seconds, with an address-space limit (RLIMIT_AS, its soft value) of
+ * as_bytes if that is not 0.  envp is the child's whole environment, but
+ * for DETHEAP_CLASSES, which is passed on from this process's when envp
+ * does not name it (ctest runs each driver once per class set).  Returns
+ * false only if the process could not be started. */
 static inline bool ov_run_as(char *const argv[], char *const envp[],
                              double limit, unsigned long long as_bytes,
                              ov_result_t *r) {
@@ -79,7 +81,21 @@ static inline bool ov_run_as(char *const argv[], char *const envp[],
             rl.rlim_cur = (rlim_t)as_bytes;
             if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(126);
         }
-        execve(argv[0], argv, envp);
+        char *env[64];
+        size_t k = 0;
+        bool named = false;
+        for (; envp[k] != NULL && k < 62; k++) {
+            env[k] = envp[k];
+            named |= strncmp(envp[k], "DETHEAP_CLASSES=", 16) == 0;
+        }
+        const char *classes = getenv("DETHEAP_CLASSES");
+        static char pass[64];
+        if (!named && classes != NULL &&
+            (size_t)snprintf(pass, sizeof pass, "DETHEAP_CLASSES=%s",
+                             classes) < sizeof pass)
+            env[k++] = pass;
+        env[k] = NULL;
+        execve(argv[0], argv, env);
         _exit(127);
     }
     setpgid(pid, pid);

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -304,6 +305,36 @@ static void test_usable_size(void **state) {
     }
 }
 
+/* DETHEAP_CLASSES picks the class set (default fine): the usable sizes are
+ * the set's, for every class size and one byte more.  ctest runs this
+ * program with both. */
+static const unsigned kSpec[] = {16, 32, 48, 64, 128, 256, 512, 1024,
+                                 2048, 4096, 8192, 16384, 65536};
+static const unsigned kFine[] = {
+    16,   32,   48,   64,   80,   96,   112,  128,   144,   160,   176,  192,
+    208,  224,  240,  256,  288,  320,  352,  384,   416,   448,   480,  512,
+    576,  640,  704,  768,  832,  896,  960,  1024,  1152,  1280,  1408, 1536,
+    1664, 1792, 1920, 2048, 2560, 3072, 3584, 4096,  4368,  4672,  5040, 5456,
+    5952, 6544, 7280, 8192, 9360, 10912, 13104, 16384, 21840, 32768, 65536};
+
+static void test_class_set_option(void **state) {
+    (void)state;
+    const char *v = getenv("DETHEAP_CLASSES");
+    bool spec = v != NULL && strcmp(v, "spec") == 0;
+    const unsigned *sizes = spec ? kSpec : kFine;
+    size_t count = spec ? sizeof kSpec / sizeof kSpec[0]
+                        : sizeof kFine / sizeof kFine[0];
+    for (size_t c = 0; c < count; c++) {
+        void *p = malloc(sizes[c]);
+        assert_int_equal(malloc_usable_size(p), sizes[c]);
+        void *q = malloc(sizes[c] + 1);
+        assert_int_equal(malloc_usable_size(q),
+                         c + 1 < count ? sizes[c + 1] : 69632); /* pages */
+        free(q);
+        free(p);
+    }
+}
+
 static void all_zero(const unsigned char *p, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (p[i] != 0) fail_msg("byte %zu of %zu is %u", i, n, p[i]);
@@ -483,6 +514,7 @@ int main(void) {
         cmocka_unit_test(test_realloc_keeps_contents),
         cmocka_unit_test(test_malloc_zero_unique),
         cmocka_unit_test(test_usable_size),
+        cmocka_unit_test(test_class_set_option),
         cmocka_unit_test(test_calloc_zeroes),
         cmocka_unit_test(test_mallinfo2_moves),
         cmocka_unit_test(test_mallopt_refuses_every_glibc_param),

@@ -50,7 +50,9 @@ run_stats)
   expect 0 "$detheap" run --json -o "$work/s.json" -- sqlite3 :memory: ".read $sql"
   has "^1500$" # the program's own output is untouched
   [ "$(wc -l <"$work/s.json")" = 1 ] || fail "one JSON object expected"
-  jq -e '(.classes | length) == 13 and .alloc_count > 1000
+  # the drop-in's default class set is the fine one (59 classes)
+  jq -e '(.classes | length) == 59 and .class_set == "fine"
+         and .alloc_count > 1000
          and .alloc_count >= .free_count and (.fingerprint | length) == 16
          and has("peak_live_bytes") and has("rejected_frees")
          and has("large") and (.classes[0] | has("live"))' "$work/s.json" \

@@ -1,0 +1,251 @@
+/*
+ * test_class_sets.c - heaps of each class set (dh_config_t.classes): the
+ * set a heap gets, and refuses; a 0.2 caller's config; random work with
+ * the full check, usable sizes from the set and the same offsets on two
+ * heaps; aligned allocation; realloc's in-place rule; the statistics by
+ * class and their fold into the spec's 13; reports naming fine sizes.
+ */
+#include "core_test.h"
+
+#include <errno.h>
+#include <stdbool.h>
+
+static const dh_class_set_t kSets[] = {DH_CLASSES_SPEC, DH_CLASSES_FINE};
+
+static dh_heap_t *set_heap(dh_class_set_t set) {
+    dh_config_t cfg = DH_CONFIG_INIT;
+    cfg.classes = set;
+    dh_heap_t *h = dh_heap_create(&cfg);
+    assert_non_null(h);
+    assert_int_equal(dh_heap_class_set(h), set);
+    return h;
+}
+
+/* The usable size of an n-byte request in a set (a class or pages). */
+static size_t set_usable(dh_class_set_t set, size_t n) {
+    int c = dh_class_set_of(set, n);
+    return c >= 0 ? dh_class_set_size(set, c) : (n + 4095) / 4096 * 4096;
+}
+
+static void test_config(void **state) {
+    (void)state;
+    dh_heap_t *spec = set_heap(DH_CLASSES_SPEC);
+    dh_heap_t *fine = set_heap(DH_CLASSES_FINE);
+    assert_int_equal(dh_usable_size(dh_heap_malloc(spec, 100)), 128);
+    assert_int_equal(dh_usable_size(dh_heap_malloc(fine, 100)), 112);
+    dh_heap_destroy(spec);
+    dh_heap_destroy(fine);
+    /* the default of dh_heap_create is the spec set */
+    dh_heap_t *d = core_heap();
+    assert_int_equal(dh_heap_class_set(d), DH_CLASSES_SPEC);
+    dh_heap_destroy(d);
+    /* an unknown set is refused */
+    dh_config_t cfg = DH_CONFIG_INIT;
+    cfg.classes = (dh_class_set_t)2;
+    errno = 0;
+    assert_null(dh_heap_create(&cfg));
+    assert_int_equal(errno, EINVAL);
+}
+
+/* A program built against 0.2 calls the function dh_config_init (not the
+ * macro) on its smaller struct: nothing past that struct is written, and
+ * the heap it asks for has the spec set whatever lies past it. */
+static void test_config_0_2_caller(void **state) {
+    (void)state;
+    size_t old = offsetof(dh_config_t, classes);
+    _Alignas(dh_config_t) unsigned char buf[sizeof(dh_config_t)];
+    memset(buf, 0xa5, sizeof buf);
+    dh_config_t *cfg = (dh_config_t *)(void *)buf;
+    (dh_config_init)(cfg);
+    assert_int_equal(cfg->struct_size, old);
+    assert_int_equal(cfg->version, DH_VERSION);
+    for (size_t i = old; i < sizeof buf; i++) assert_int_equal(buf[i], 0xa5);
+    cfg->reserve = (uint64_t)1 << 30;
+    dh_heap_t *h = dh_heap_create(cfg);
+    assert_non_null(h);
+    assert_int_equal(dh_heap_class_set(h), DH_CLASSES_SPEC);
+    dh_heap_destroy(h);
+    /* the macro is the 0.3 initialiser */
+    dh_config_t now;
+    memset(&now, 0xa5, sizeof now);
+    dh_config_init(&now);
+    assert_int_equal(now.struct_size, sizeof now);
+    assert_int_equal(now.classes, DH_CLASSES_SPEC);
+}
+
+#define SLOTS 512
+
+/* Random malloc/free/realloc on h: every usable size is the set's, the
+ * full check holds, and the offsets are written to `offsets`. */
+static void churn(dh_heap_t *h, dh_class_set_t set, uint64_t *offsets,
+                  size_t steps) {
+    void *slot[SLOTS] = {0};
+    test_rng_t r = {(uint64_t)set * 7919 + 1};
+    uintptr_t base = dh_heap_base(h);
+    for (size_t i = 0; i < steps; i++) {
+        uint32_t s = (uint32_t)test_rng_range(&r, 0, SLOTS - 1);
+        size_t n = test_random_size(&r, 70, 28) + 1; /* realloc(p, 0) frees */
+        size_t old = 0; /* a class block realloc may give 1.5x room */
+        if (slot[s] != NULL && test_rng_next(&r) % 3 == 0) {
+            old = dh_usable_size(slot[s]);
+            slot[s] = dh_heap_realloc(h, slot[s], n);
+        } else {
+            dh_heap_free(h, slot[s]);
+            slot[s] = dh_heap_malloc(h, n);
+        }
+        assert_non_null(slot[s]);
+        size_t u = dh_usable_size(slot[s]);
+        assert_true(u >= n);
+        if (n <= DH_MAX_CLASS_SIZE && u <= DH_MAX_CLASS_SIZE)
+            /* a class block: of the set, and the class of n unless realloc
+             * kept a bigger block (less than twice n) or grew one by half */
+            assert_true(u == set_usable(set, n) || (u > n && u < 2 * n) ||
+                        (old < n && old <= DH_MAX_CLASS_SIZE &&
+                         u == set_usable(set, old + old / 2 < 65536
+                                                  ? old + old / 2
+                                                  : 65536)));
+        memset(slot[s], (int)i, n < 64 ? n : 64);
+        offsets[i] = (uintptr_t)slot[s] - base;
+        if (i % 1024 == 0) CORE_CHECK(h);
+    }
+    CORE_CHECK(h);
+    for (size_t s = 0; s < SLOTS; s++) dh_heap_free(h, slot[s]);
+    CORE_CHECK(h);
+}
+
+static void test_churn_each_set(void **state) {
+    (void)state;
+    enum { STEPS = 20000 };
+    static uint64_t a[STEPS], b[STEPS];
+    for (size_t k = 0; k < 2; k++) {
+        dh_heap_t *h1 = set_heap(kSets[k]), *h2 = set_heap(kSets[k]);
+        churn(h1, kSets[k], a, STEPS);
+        churn(h2, kSets[k], b, STEPS);
+        /* the offsets are a function of the calls and the set */
+        assert_memory_equal(a, b, sizeof a);
+        dh_heap_destroy(h1);
+        dh_heap_destroy(h2);
+    }
+}
+
+static void test_aligned_each_set(void **state) {
+    (void)state;
+    const size_t sizes[] = {1, 17, 48, 100, 300, 1000, 2049, 4097, 5000,
+                            13000, 20000, 40000, 65536};
+    for (size_t k = 0; k < 2; k++) {
+        dh_heap_t *h = set_heap(kSets[k]);
+        for (size_t align = 16; align <= 8192; align *= 2)
+            for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+                void *p = dh_heap_aligned_alloc(h, align, sizes[i]);
+                assert_non_null(p);
+                assert_int_equal((uintptr_t)p % align, 0);
+                assert_true(dh_usable_size(p) >= sizes[i]);
+                /* up to 4 KiB alignment, a class block when one holds n */
+                if (align <= 4096)
+                    assert_true(dh_usable_size(p) <= DH_MAX_CLASS_SIZE);
+            }
+        CORE_CHECK(h);
+        dh_heap_destroy(h);
+    }
+}
+
+/* realloc of a class block stays in place exactly when the new size still
+ * fits it and is more than half of it (docs/DESIGN.md, "realloc"). */
+static void test_realloc_rule(void **state) {
+    (void)state;
+    for (size_t k = 0; k < 2; k++) {
+        dh_heap_t *h = set_heap(kSets[k]);
+        int count = dh_class_set_count(kSets[k]);
+        for (int c = 0; c < count; c++) {
+            size_t size = dh_class_set_size(kSets[k], c);
+            const size_t tries[] = {size, size - 1, size / 2 + 1, size / 2,
+                                    size / 4, 1, size + 1};
+            for (size_t t = 0; t < sizeof tries / sizeof tries[0]; t++) {
+                size_t n = tries[t];
+                if (n == 0) continue;
+                char *p = dh_heap_malloc(h, size);
+                memset(p, 0x5c, size);
+                int nc = dh_class_set_of(kSets[k], n);
+                bool stays = nc == c || (nc >= 0 && nc < c && 2 * n > size);
+                char *q = dh_heap_realloc(h, p, n);
+                assert_non_null(q);
+                if (stays != (q == p))
+                    fail_msg("set %zu: realloc(%zu-byte block, %zu) %s", k,
+                             size, n, stays ? "moved" : "stayed");
+                for (size_t i = 0; i < (n < size ? n : size); i++)
+                    assert_int_equal(q[i], 0x5c);
+                dh_heap_free(h, q);
+            }
+        }
+        CORE_CHECK(h);
+        dh_heap_destroy(h);
+    }
+}
+
+/* One live block of every class: by_class has each set's classes, and the
+ * spec-shaped `classes` array sums them by the spec class of their size. */
+static void test_stats_by_class(void **state) {
+    (void)state;
+    for (size_t k = 0; k < 2; k++) {
+        dh_heap_t *h = set_heap(kSets[k]);
+        int count = dh_class_set_count(kSets[k]);
+        for (int c = 0; c < count; c++)
+            assert_non_null(dh_heap_malloc(h, dh_class_set_size(kSets[k], c)));
+        dh_stats_t s = test_stats(h);
+        assert_int_equal(s.version, 3);
+        assert_int_equal(s.class_set, kSets[k]);
+        assert_int_equal(s.class_count, count);
+        uint64_t folded[DH_NUM_CLASSES] = {0};
+        for (int c = 0; c < count; c++) {
+            assert_int_equal(s.by_class[c].size,
+                             dh_class_set_size(kSets[k], c));
+            assert_int_equal(s.by_class[c].live, 1);
+            assert_int_equal(s.by_class[c].spans, 1);
+            folded[dh_size_class(s.by_class[c].size)]++;
+        }
+        for (int c = count; c < DH_CLASSES_MAX; c++)
+            assert_int_equal(s.by_class[c].allocs, 0);
+        for (int c = 0; c < DH_NUM_CLASSES; c++) {
+            assert_int_equal(s.classes[c].live, folded[c]);
+            assert_int_equal(s.classes[c].size, dh_class_size(c));
+        }
+        assert_int_equal(s.live_count, (uint64_t)count);
+        dh_heap_destroy(h);
+    }
+}
+
+static char last_message[256];
+static void remember(const dh_error_t *e, void *user) {
+    (void)user;
+    snprintf(last_message, sizeof last_message, "%s", e->message);
+}
+
+/* A double free in a fine heap names the fine class. */
+static void test_report_names_fine_class(void **state) {
+    (void)state;
+    dh_config_t cfg = DH_CONFIG_INIT;
+    cfg.classes = DH_CLASSES_FINE;
+    cfg.on_error = DH_ON_ERROR_CALLBACK;
+    cfg.error_callback = remember;
+    dh_heap_t *h = dh_heap_create(&cfg);
+    assert_non_null(h);
+    void *p = dh_heap_malloc(h, 4300);
+    dh_heap_free(h, p);
+    dh_heap_free(h, p);
+    assert_non_null(strstr(last_message, "double free (4368-byte class)"));
+    CORE_CHECK(h);
+    dh_heap_destroy(h);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_config_0_2_caller),
+        cmocka_unit_test(test_churn_each_set),
+        cmocka_unit_test(test_aligned_each_set),
+        cmocka_unit_test(test_realloc_rule),
+        cmocka_unit_test(test_stats_by_class),
+        cmocka_unit_test(test_report_names_fine_class),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
