@@ -259,11 +259,17 @@ PROGRAMS=(
     "git|GIT_PAGER=cat GIT_CONFIG_NOSYSTEM=1|git -C $I/git log -p --stat"
     "xz||xz -c -6 -T1 $I/xz.dat"
 )
+# The real programs also run on detheap with the original design's 13
+# classes, as detheap-spec (DETHEAP_CLASSES=spec; detheap is the drop-in's
+# default, the fine set).
+P_ALLOCS=("${ALLOCS[@]}")
+if [ -n "${LIB[detheap]:-}" ]; then P_ALLOCS=(detheap detheap-spec "${ALLOCS[@]:1}"); fi
 # The command hyperfine runs for program spec $1 under allocator $2.
 prog_cmd() {
-    local env cmd
+    local env cmd extra=
+    [ "$2" = "${2%-spec}" ] || extra="DETHEAP_CLASSES=spec "
     IFS='|' read -r _ env cmd <<<"$1"
-    echo "env LD_PRELOAD=${LIB[$2]} $env $cmd"
+    echo "env LD_PRELOAD=${LIB[${2%-spec}]} $extra$env $cmd"
 }
 # Word-split a hyperfine-style command line for peakrss, honouring quotes.
 prog_argv() { eval "ARGV=($1)"; }
@@ -281,7 +287,7 @@ for r in $(seq "$PROG_ROUNDS"); do
         # crashes or changes the output is reported and not timed.
         hf_args=()
         rows=()
-        for a in glibc "${ALLOCS[@]/glibc/}"; do
+        for a in glibc "${P_ALLOCS[@]/glibc/}"; do
             [ -n "$a" ] || continue
             prog_argv "$(prog_cmd "$spec" "$a")"
             out=$RES/prog.$name.$a.out
@@ -298,7 +304,7 @@ for r in $(seq "$PROG_ROUNDS"); do
             rows+=("$(printf '%s\t%s\t%s\t%s\t%s\t%s' "$name" "$r" "$a" "$rss" "$secs" "$same")")
         done
         # Timed in the allocators' usual order, glibc's output checked first.
-        for a in "${ALLOCS[@]}"; do
+        for a in "${P_ALLOCS[@]}"; do
             printf '%s\n' "${rows[@]}" | grep -q "^$name	$r	$a	" || continue
             printf '%s\n' "${rows[@]}" | grep "^$name	$r	$a	" >>"$RES/rss.tsv"
             hf_args+=(-n "$a" "$(prog_cmd "$spec" "$a")")
