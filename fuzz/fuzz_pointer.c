@@ -182,7 +182,10 @@ static void op_malloc(fuzz_in_t *in, dh_heap_t *heap) {
     if (!room_for(n)) return;
     uint8_t *p = dh_heap_malloc(heap, n);
     adopt(heap, p, n, 16, n <= 65536);
-    if (n <= 65536) FUZZ_CHECK(dh_usable_size(p) == dh_class_size(dh_size_class(n)));
+    dh_class_set_t set = dh_heap_class_set(heap);
+    if (n <= 65536)
+        FUZZ_CHECK(dh_usable_size(p) ==
+                   dh_class_set_size(set, dh_class_set_of(set, n)));
 }
 
 static void op_calloc(fuzz_in_t *in) {
@@ -394,6 +397,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cfg.on_error = DH_ON_ERROR_CALLBACK;
     cfg.error_callback = on_error;
     cfg.error_user = &S.rep;
+    /* the input's length picks the class set: odd lengths the fine one */
+    cfg.classes = size % 2 ? DH_CLASSES_FINE : DH_CLASSES_SPEC;
     S.h = dh_heap_create(&cfg);
     cfg.reserve = 16 << 20;
     cfg.error_user = &S.rep2;

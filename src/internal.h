@@ -161,6 +161,9 @@ _Static_assert(DH_ST_LIVE + DH_MAX_CLASSES <= DH_ST_LIVE_LARGE &&
 #define DH_SPAN_CLASS_SHIFT 16         /* 6 bits: class + 1; 0: no span */
 #define DH_SPAN_PAGE_SHIFT 24          /* 4 bits: its first page in the cell */
 #define DH_SPAN_DECOMMITTED (1u << 31) /* all retired, memory given back */
+#define DH_SPAN_OWN (1u << 30)         /* carved by the heap whose range it
+                                          is in (not by another thread heap
+                                          from a free block it held) */
 
 /* The word for a span of class c starting at address span (count 0). */
 DH_INLINE uint32_t dh_span_word_make(int c, uintptr_t span) {
@@ -177,6 +180,28 @@ DH_INLINE uintptr_t dh_span_word_start(uint32_t v, uintptr_t cell) {
     return cell + ((uintptr_t)((v >> DH_SPAN_PAGE_SHIFT) & (DH_SPAN_PAGES - 1))
                    << DH_PAGE_SHIFT);
 }
+
+/* The span holding the class block p of a heap's range (its data starts at
+ * data_start, its span map is map), and *word its span-map word; 0 and
+ * NULL if no span there is recorded. */
+DH_INLINE uintptr_t dh_span_lookup(uintptr_t data_start, uint32_t *map,
+                                   uintptr_t p, uint32_t **word) {
+    uintptr_t cell = (p - data_start) >> DH_SPAN_SHIFT;
+    for (int back = 0; back < 2 && cell >= (uintptr_t)back; back++) {
+        uint32_t *w = &map[cell - back];
+        uint32_t v = __atomic_load_n(w, __ATOMIC_RELAXED);
+        uintptr_t start = dh_span_word_start(
+            v, data_start + ((cell - back) << DH_SPAN_SHIFT));
+        if (dh_span_word_class(v) >= 0 && start <= p) {
+            *word = w;
+            return start;
+        }
+    }
+    *word = NULL;
+    return 0;
+}
+#define dh_span_of(r, p, word) \
+    dh_span_lookup((r)->data_start, (r)->span_map, (p), (word))
 
 /* State bytes are read and written with relaxed atomic accesses (plain
  * moves on x86): with per-thread heaps, a thread may read a neighbour's
@@ -279,6 +304,9 @@ struct dh_heap {
     uint64_t abandoned_bytes;
     bool class_abandoned;     /* a class list of this process heap was
                                  abandoned: its count is an upper bound */
+    /* Fine class set (bin.c, "giving spans back"): each class's count of
+     * frees when its free list was last swept for whole free spans. */
+    uint64_t swept_frees[DH_MAX_CLASSES];
     /* Error policy. */
     dh_on_error_t on_error;
     dh_error_fn error_callback;
@@ -444,6 +472,10 @@ DH_HIDDEN void dh_bins_init(dh_heap_t *h, dh_class_set_t set);
 DH_HIDDEN void *dh_span_take(dh_heap_t *h, size_t n);
 
 /* large.c: large blocks. */
+/* Give the span at p (its state bytes already zero, on no list) back to
+ * h's free pages: merged with free neighbours or the top, for any class's
+ * next span or a large block. */
+DH_HIDDEN void dh_span_release(dh_heap_t *h, uintptr_t p);
 DH_HIDDEN void *dh_large_alloc(dh_heap_t *h, size_t n, size_t align);
 DH_HIDDEN void dh_large_free(dh_heap_t *h, uintptr_t p);
 DH_HIDDEN uint64_t dh_large_pages(const dh_heap_t *h, uintptr_t p);

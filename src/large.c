@@ -443,6 +443,11 @@ void *dh_span_take(dh_heap_t *h, size_t n) {
     return (void *)p;
 }
 
+void dh_span_release(dh_heap_t *h, uintptr_t p) {
+    tree_t T = tree_of(h, "malloc", "dh_heap_malloc", DH_SPAN);
+    give_back(&T, p, DH_SPAN_PAGES);
+}
+
 /* Pages for n bytes, or 0 if n is too large to ever fit. */
 static uint64_t pages_for(size_t n) {
     if (n > ((uint64_t)1 << (DH_ADDRESS_BITS - 1))) return 0;

@@ -870,23 +870,6 @@ static void inbox_drain(dh_heap_t *h) {
  * producing thread's address range keeps growing. */
 #define DH_FOREIGN_KEEP ((uint64_t)1 << 20)
 
-/* The span holding class block p of range `r`, and its span-map word. */
-static uintptr_t span_of(dh_heap_t *r, uintptr_t p, uint32_t **word) {
-    uintptr_t cell = (p - r->data_start) >> DH_SPAN_SHIFT;
-    for (int back = 0; back < 2 && cell >= (uintptr_t)back; back++) {
-        uint32_t *w = &r->span_map[cell - back];
-        uint32_t v = __atomic_load_n(w, __ATOMIC_RELAXED);
-        uintptr_t start = dh_span_word_start(
-            v, r->data_start + ((cell - back) << DH_SPAN_SHIFT));
-        if (dh_span_word_class(v) >= 0 && start <= p) {
-            *word = w;
-            return start;
-        }
-    }
-    *word = NULL;
-    return 0;
-}
-
 /* Give a run [start, end) of retired spans of range r back: their data,
  * the whole pages of their state bytes, and the mark that tells a check
  * the spans' state bytes may read zero. */
@@ -898,7 +881,7 @@ static void decommit_run(dh_heap_t *r, uintptr_t start, uintptr_t end) {
     if (st < st_end) dh_os_decommit((void *)st, st_end - st);
     for (uintptr_t span = start; span < end; span += DH_SPAN) {
         uint32_t *word;
-        span_of(r, span, &word);
+        dh_span_of(r, span, &word);
         if (word != NULL)
             __atomic_fetch_or(word, DH_SPAN_DECOMMITTED, __ATOMIC_RELEASE);
     }
@@ -935,7 +918,7 @@ static void retire_class(dh_heap_t *h, dh_heap_t *r, uintptr_t p,
     DH_BLOCK_FREE((void *)p, size);
     dh_st_store(st, (uint8_t)(DH_ST_RETIRED + c));
     uint32_t *word;
-    uintptr_t span = span_of(r, p, &word);
+    uintptr_t span = dh_span_of(r, p, &word);
     if (word == NULL) return;
     uint32_t old = __atomic_fetch_add(word, 1, __ATOMIC_ACQ_REL);
     if ((old & DH_SPAN_COUNT_MASK) + 1 != DH_SPAN / size) return;
