@@ -355,7 +355,7 @@ int dh_cmd_replay(int argc, char **argv) {
     const char *env[] = {lib[0] ? pre : "LD_PRELOAD", NULL};
     char *cargv[] = {"/proc/self/exe", "__replay-child", (char *)trace, fdarg,
                      expect, NULL};
-    dh_spawn_t s = {env, NULL, NULL, false};
+    dh_spawn_t s = {.env = env};
     int st = dh_tool_spawn(cargv, &s);
     close(fds[1]);
     char line[8192] = "";
