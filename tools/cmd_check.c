@@ -568,6 +568,25 @@ static int verdict_same(const check_t *ck, run_t *runs) {
     return DH_EXIT_OK;
 }
 
+/* Misuse recorded in run 1 (the same in every run, or the runs differ
+ * anyway), with stacks. */
+static void print_run_misuse(const run_t *run, unsigned depth) {
+    for (int i = 0; i < run->n; i++) {
+        const dh_tdb_image_t *im = run->procs[i];
+        if (im->nmisuse == 0) continue;
+        dh_sites_t s;
+        dh_sites_init(&s, im, depth);
+        dh_symbolizer_t *sym =
+            dh_sym_open(im->maps, im->maps ? im->maps_len : 0);
+        printf("in run 1, process %" PRIu64 ":\n", im->pid);
+        dh_sites_print_misuse(stdout, im, sym, &s, "  ");
+        dh_sym_close(sym);
+        dh_sites_free(&s);
+    }
+}
+
+static int check_runs(check_t *ck, run_t *runs, bool incomplete);
+
 static int check_all(check_t *ck, run_t *runs) {
     for (int i = 0; i < ck->nruns; i++) {
         char name[16];
@@ -576,6 +595,12 @@ static int check_all(check_t *ck, run_t *runs) {
     }
     bool incomplete = false;
     for (int i = 0; i < ck->nruns; i++) incomplete |= runs[i].nproblems > 0;
+    int rc = check_runs(ck, runs, incomplete);
+    print_run_misuse(&runs[0], ck->depth);
+    return rc;
+}
+
+static int check_runs(check_t *ck, run_t *runs, bool incomplete) {
     for (int j = 1; j < ck->nruns; j++) {
         diff_t d = compare_runs(&runs[0], &runs[j]);
         if (d.image < 0 && !d.count) continue;

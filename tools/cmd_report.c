@@ -53,7 +53,7 @@ static const char report_usage[] =
     "with gnuplot: live bytes by size class and by allocation site over the\n"
     "run (x = call index, up to the last call) and the number of\n"
     "allocations per size class.  Sites need a trace with stacks (detheap\n"
-    "run --top --trace FILE, or DETHEAP_STACKS=1).\n"
+    "run --trace FILE --stacks).\n"
     "\n"
     "  --sites N    allocation sites drawn (default 8, at most 12); the\n"
     "               others are summed as one band\n"
@@ -160,12 +160,12 @@ static int first_pass(report_t *r, int nsites) {
     return 0;
 }
 
-/* The legend of a site: its innermost frame's function and line. */
-static void site_label(dh_symbolizer_t *sym, const dh_site_t *s, char *out,
-                       size_t cap) {
+/* One frame, short: "fn (file.c:12)" or "module+0x1f". */
+static void short_frame(dh_symbolizer_t *sym, uint64_t ra, char *out,
+                        size_t cap) {
     char line[1024];
     bool own;
-    dh_sym_describe(sym, s->frames[0], line, sizeof line, &own);
+    dh_sym_describe(sym, ra, line, sizeof line, &own);
     /* "fn+0x1f (file.c:12) [module]" -> "fn (file.c:12)" */
     char *plus = strstr(line, "+0x"), *paren = strstr(line, " (");
     char *bracket = strstr(line, " [");
@@ -176,6 +176,29 @@ static void site_label(dh_symbolizer_t *sym, const dh_site_t *s, char *out,
     for (const char *p = line; *p && n + 2 < cap; p++)
         out[n++] = *p == '\'' || *p == '"' || *p == '\\' ? ' ' : *p;
     out[n] = 0;
+}
+
+/* The legend of drawn site k: its innermost frame and, when other drawn
+ * sites share that frame (an allocator wrapper), the first frame that
+ * tells it apart from them. */
+static void site_label(dh_symbolizer_t *sym, const report_t *r, int k,
+                       char *out, size_t cap) {
+    const dh_site_t *s = &r->sites.v[r->top[k]];
+    short_frame(sym, s->frames[0], out, cap);
+    unsigned depth = 0;
+    for (int j = 0; j < r->ntop; j++) {
+        const dh_site_t *o = &r->sites.v[r->top[j]];
+        if (j == k) continue;
+        unsigned d = 0;
+        while (d < s->n && d < o->n && s->frames[d] == o->frames[d]) d++;
+        if (d > depth) depth = d;
+    }
+    if (depth == 0 || depth >= s->n) return;
+    size_t n = strlen(out);
+    int k2 = snprintf(out + n, cap - n, " < #%u ", depth);
+    if (k2 > 0 && n + (size_t)k2 < cap)
+        short_frame(sym, s->frames[depth], out + n + (size_t)k2,
+                    cap - n - (size_t)k2);
 }
 
 static void write_script(FILE *g, const report_t *r, const char *dir,
@@ -229,7 +252,7 @@ static void write_script(FILE *g, const report_t *r, const char *dir,
     /* top right: by allocation site */
     fprintf(g, "set origin 0.5,0.42\nset size 0.5,0.53\n");
     fprintf(g, "set title 'Live bytes by allocation site (top %d)'\n"
-               "set key outside right top title 'site' font ',9'\n",
+               "set key inside left top title 'site' font ',8' opaque\n",
             r->ntop);
     dh_symbolizer_t *sym =
         dh_sym_open(r->im->maps, r->im->maps ? r->im->maps_len : 0);
@@ -238,7 +261,8 @@ static void write_script(FILE *g, const report_t *r, const char *dir,
             site_colours[MAX_SITES]);
     for (int s = r->ntop - 1; s >= 0; s--) {
         char lab[256];
-        site_label(sym, &r->sites.v[r->top[s]], lab, sizeof lab);
+        site_label(sym, r, s, lab, sizeof lab);
+        if (strlen(lab) > 60) strcpy(lab + 57, "...");
         fprintf(g, ", \\\n     '%s/sites.dat' using 1:%d with filledcurves "
                 "x1 lc rgb '%s' title '%s'", dir, s + 2, site_colours[s], lab);
     }

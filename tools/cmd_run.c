@@ -19,7 +19,8 @@
 
 static const char run_usage[] =
     "usage: detheap run [--stats] [--json] [--top] [--leaks] [-n N]\n"
-    "                   [--depth D] [-o FILE] [--trace FILE] [--base ADDR]\n"
+    "                   [--depth D] [-o FILE] [--trace FILE [--stacks]]\n"
+    "                   [--base ADDR]\n"
     "                   [--] CMD [ARGS...]\n"
     "\n"
     "Run CMD with libdetheap.so preloaded (existing LD_PRELOAD entries are\n"
@@ -38,6 +39,8 @@ static const char run_usage[] =
     "                 with stacks (as detheap top)\n"
     "  --leaks        at exit, the blocks still live, by allocation site\n"
     "  -n N, --depth D  sites shown, frames per stack (detheap top)\n"
+    "  --stacks       record each call's stack in the --trace file (for\n"
+    "                 detheap top and report)\n"
     "  -o FILE        write the statistics or profile to FILE instead of\n"
     "                 stderr\n"
     "  --trace FILE   also record a trace (docs/TRACE.md); %p in FILE is\n"
@@ -45,7 +48,7 @@ static const char run_usage[] =
     "  --base ADDR    heap base address (DETHEAP_BASE; 0 = anywhere)\n";
 
 typedef struct {
-    bool stats, json, top, leaks;
+    bool stats, json, top, leaks, stacks;
     dh_top_opts_t top_opts;
     const char *out, *trace, *base;
     char **cmd;
@@ -66,6 +69,8 @@ static int parse(int argc, char **argv, run_opts_t *o) {
             o->stats = true;
         } else if (strcmp(a, "--json") == 0) {
             o->json = o->stats = true;
+        } else if (strcmp(a, "--stacks") == 0) {
+            o->stacks = true;
         } else if (strcmp(a, "--top") == 0) {
             o->top = true;
         } else if (strcmp(a, "--leaks") == 0) {
@@ -203,7 +208,8 @@ int dh_cmd_run(int argc, char **argv) {
     char lib[4096], stack[4096], dir[4096] = "";
     dh_tool_find_lib("libdetheap.so", lib, sizeof lib);
     dh_tool_find_lib("libdetheap_stack.so", stack, sizeof stack);
-    const char *libs[] = {lib, profile ? stack : NULL, NULL};
+    bool stacks = profile || (o.stacks && o.trace);
+    const char *libs[] = {lib, stacks ? stack : NULL, NULL};
     char *preload = dh_tool_preload(libs, true);
     char e_pre[8192], e_stats_file[4200], e_trace[4200], e_base[256],
         e_stacks[64];
@@ -229,7 +235,7 @@ int dh_cmd_run(int argc, char **argv) {
                      dir);
         env[ne++] = e_trace;
     }
-    if (profile) {
+    if (stacks) {
         snprintf(e_stacks, sizeof e_stacks, "DETHEAP_STACKS=%u",
                  o.top_opts.depth);
         env[ne++] = e_stacks;

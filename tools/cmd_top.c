@@ -22,8 +22,8 @@
 static const char top_usage[] =
     "usage: detheap top TRACE [-n N] [--depth D] [--leaks]\n"
     "\n"
-    "The heap profile of a trace recorded with stacks (detheap run --top,\n"
-    "or DETHEAP_TRACE with DETHEAP_STACKS=1 and libdetheap_stack.so):\n"
+    "The heap profile of a trace recorded with stacks (detheap run --trace\n"
+    "FILE --stacks, or DETHEAP_STACKS=1 with libdetheap_stack.so):\n"
     "allocation sites ranked by bytes requested and by calls, each with its\n"
     "call stack; misuse (double frees, bad pointers) with its stack.\n"
     "\n"
@@ -32,30 +32,6 @@ static const char top_usage[] =
     "               32)\n"
     "  --leaks      instead: the blocks still live at exit, grouped by the\n"
     "               site that allocated them, the most bytes first\n";
-
-static const char *const misuse_names[] = {
-    "no error", "double free", "not the start of a block",
-    "pointer not from detheap", "misaligned pointer", "block of another heap"};
-
-static void print_misuse(FILE *f, const dh_tdb_image_t *im,
-                         dh_symbolizer_t *sym, const dh_sites_t *s) {
-    for (size_t i = 0; i < im->nmisuse; i++) {
-        const dh_tdb_misuse_t *m = &im->misuse[i];
-        char where[128];
-        dh_tdb_slot_label(im, m->slot, where, sizeof where);
-        int code = m->code;
-        const char *why = code >= 0 && code < 6 ? misuse_names[code]
-                                                : "heap metadata corrupted";
-        fprintf(f, "misuse: pointer 0x%" PRIx64 " rejected (%s), heap %s, "
-                "after its call %zu, at:\n", m->ptr, why, where, m->calls);
-        const uint64_t *fr;
-        unsigned n = m->nframes
-            ? dh_sites_program_frames(s, im->frames + m->frame_at,
-                                      m->nframes, &fr)
-            : 0;
-        dh_sites_print_stack(f, sym, fr, n, "    ");
-    }
-}
 
 static void print_ranking(FILE *f, const dh_sites_t *s, dh_symbolizer_t *sym,
                           char key, size_t top, uint64_t all_bytes,
@@ -121,21 +97,22 @@ static void print_image(FILE *f, const dh_tdb_image_t *im,
     }
     fprintf(f, "process %" PRIu64, im->pid);
     if (im->exec_no) fprintf(f, " (after exec %d)", im->exec_no);
-    fprintf(f, ": %zu heap calls, %" PRIu64 " allocations, %" PRIu64
-            " B requested, %zu allocation sites\n", dh_tdb_calls(im), calls,
-            bytes, s.n);
+    size_t ncalls = dh_tdb_calls(im);
+    fprintf(f, ": %zu heap call%s, %" PRIu64 " allocation%s, %" PRIu64
+            " B requested, %zu allocation site%s\n", ncalls,
+            ncalls == 1 ? "" : "s", calls, calls == 1 ? "" : "s", bytes, s.n,
+            s.n == 1 ? "" : "s");
     for (uint32_t k = 0; k < im->nslots; k++) {
         const dh_tdb_slot_t *sl = &im->slots[k];
         if (sl->n == 0) continue;
         fprintf(f, "  heap slot %" PRIu32 ": thread %" PRIu64 " '%s', %zu "
-                "calls%s\n", k, sl->tid, sl->name[0] ? sl->name : "?", sl->n,
-                sl->unordered ? " (unordered)" : "");
+                "call%s%s\n", k, sl->tid, sl->name[0] ? sl->name : "?", sl->n,
+                sl->n == 1 ? "" : "s", sl->unordered ? " (unordered)" : "");
     }
     dh_symbolizer_t *sym = dh_sym_open(im->maps, im->maps ? im->maps_len : 0);
     if (!(im->flags & DH_TRACE_FLAG_STACKS))
         fprintf(f, "(no stacks in this trace: record one with detheap run "
-                "--top, or DETHEAP_STACKS=1 with libdetheap_stack.so "
-                "preloaded)\n");
+                "--trace FILE --stacks)\n");
     else if (im->maps == NULL)
         fprintf(f, "(no memory map in the trace: the process did not exit "
                 "normally; addresses only)\n");
@@ -145,7 +122,7 @@ static void print_image(FILE *f, const dh_tdb_image_t *im,
         print_ranking(f, &s, sym, 'b', o->top, bytes, calls);
         print_ranking(f, &s, sym, 'c', o->top, bytes, calls);
     }
-    print_misuse(f, im, sym, &s);
+    dh_sites_print_misuse(f, im, sym, &s, "");
     dh_sym_close(sym);
     dh_sites_free(&s);
 }

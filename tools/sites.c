@@ -3,6 +3,7 @@
  */
 #include "sites.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,6 +190,34 @@ void dh_sites_print_stack(FILE *f, dh_symbolizer_t *sym,
         bool in_detheap;
         dh_sym_describe(sym, frames[i], line, sizeof line, &in_detheap);
         fprintf(f, "%s#%u %s\n", prefix, i, line);
+    }
+}
+
+static const char *const misuse_names[] = {
+    "no error", "double free", "not the start of a block",
+    "pointer not from detheap", "misaligned pointer", "block of another heap"};
+
+void dh_sites_print_misuse(FILE *f, const dh_tdb_image_t *im,
+                           dh_symbolizer_t *sym, const dh_sites_t *s,
+                           const char *prefix) {
+    for (size_t i = 0; i < im->nmisuse; i++) {
+        const dh_tdb_misuse_t *m = &im->misuse[i];
+        char where[128];
+        dh_tdb_slot_label(im, m->slot, where, sizeof where);
+        int code = m->code;
+        const char *why = code >= 0 && code < 6 ? misuse_names[code]
+                                                : "heap metadata corrupted";
+        fprintf(f, "%smisuse: pointer 0x%" PRIx64 " rejected (%s), heap %s, "
+                "after its call %zu, at:\n", prefix, m->ptr, why, where,
+                m->calls);
+        const uint64_t *fr = NULL;
+        unsigned n = m->nframes
+            ? dh_sites_program_frames(s, im->frames + m->frame_at,
+                                      m->nframes, &fr)
+            : 0;
+        char pre[64];
+        snprintf(pre, sizeof pre, "%s    ", prefix);
+        dh_sites_print_stack(f, sym, fr, n, pre);
     }
 }
 

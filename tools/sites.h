@@ -61,6 +61,12 @@ void dh_sites_print_stack(FILE *f, dh_symbolizer_t *sym,
                           const uint64_t *frames, unsigned n,
                           const char *prefix);
 
+/* The image's misuse records, each as "PREFIXmisuse: pointer P rejected
+ * (why), heap slot S (thread ...), after its call N, at:" and its stack. */
+void dh_sites_print_misuse(FILE *f, const dh_tdb_image_t *im,
+                           dh_symbolizer_t *sym, const dh_sites_t *s,
+                           const char *prefix);
+
 void dh_sites_free(dh_sites_t *s);
 
 #endif

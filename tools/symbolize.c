@@ -91,11 +91,11 @@ bool dh_sym_describe(dh_symbolizer_t *s, uint64_t ra, char *out, size_t cap,
     if (fn) {
         n = snprintf(out, cap, "%s+0x%" PRIx64, fn, (uint64_t)off + 1);
     } else {
-        /* no symbol: the address inside the module's file, which
+        /* no symbol: the call's address inside the module's file, which
          * addr2line -e MODULE takes and which does not change with ASLR */
         Dwarf_Addr bias = 0;
         if (dwfl_module_getelf(mod, &bias) == NULL) bias = 0;
-        n = snprintf(out, cap, "%s+0x%" PRIx64, modname, ra - bias);
+        n = snprintf(out, cap, "%s+0x%" PRIx64, modname, pc - bias);
     }
     if (n < 0 || (size_t)n >= cap) return true;
     Dwfl_Line *line = dwfl_module_getsrc(mod, pc);

@@ -3,7 +3,12 @@
  * runs itself again with DETHEAP_TRACE pointing under /dev/null, which is
  * not a directory (ENOTDIR even for root, whom permission bits do not
  * stop).  `detheap check` must say "incomplete" and name the child.
+ * With the argument "closefds" the parent closes every descriptor above 2
+ * first (the tool's log with them): the child must be found from its
+ * message.  With "full" the child's trace is /dev/full, which opens but
+ * refuses every write.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +39,12 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < n; i++)
         if (strncmp(environ[i], "DETHEAP_TRACE=", 14) != 0)
             env[k++] = environ[i];
-    env[k++] = "DETHEAP_TRACE=/dev/null/no-such-dir/trace.%p";
+    bool full = argc > 1 && strcmp(argv[1], "full") == 0;
+    env[k++] = full ? "DETHEAP_TRACE=/dev/full"
+                    : "DETHEAP_TRACE=/dev/null/no-such-dir/trace.%p";
     env[k] = NULL;
+    if (argc > 1 && strcmp(argv[1], "closefds") == 0)
+        for (int fd = 3; fd < 1024; fd++) close(fd);
     pid_t pid = fork();
     if (pid == 0) {
         char *args[] = {argv[0], "child", NULL};

@@ -44,6 +44,14 @@ crash)
   has "^deterministic crash: every run died of SIGSEGV after [0-9]* heap calls, identical calls and addresses up to there$"
   has "^  last heap call recorded (slot 0): "
   hasnt "^deterministic:"
+  # the same heap calls, different exit statuses: not deterministic
+  echo 0 >"$work/n"
+  expect 1 "$detheap" check -- sh -c 'n=$(cat "$1"); echo $((n + 1)) >"$1"; exit $((n % 2))' sh "$work/n"
+  has "^nondeterministic: the runs made identical heap calls but ended differently: run 1 exited with status 0, run 2 exited with status 1$"
+  # the same nonzero status every time: deterministic, and said
+  expect 0 "$detheap" check -- sh -c 'exit 3'
+  has "^deterministic: 2 runs"
+  has "^  every run exited with status 3$"
   ;;
 tracefail)
   expect 3 "$detheap" check -- "$bin/tool_tracefail"
@@ -52,6 +60,12 @@ tracefail)
   has "^  run 1: process [0-9]* (tool_tracefail, child of [0-9]*) could not open its trace /dev/null/no-such-dir/trace\.[0-9]*: Not a directory$"
   has "^  run 2: process [0-9]* (tool_tracefail, child of [0-9]*) could not open its trace"
   hasnt "^deterministic"
+  # the log descriptor closed: the child is found by its message
+  expect 3 "$detheap" check -- "$bin/tool_tracefail" closefds
+  has "^  run 1: process [0-9]* could not open its trace /dev/null/no-such-dir/trace\.[0-9]*$"
+  # a trace that opens but cannot be written
+  expect 3 "$detheap" check -- "$bin/tool_tracefail" full
+  has "^  run 1: process [0-9]* (tool_tracefail, child of [0-9]*) could not write all of its trace /dev/full: No space left on device$"
   ;;
 selfexec)
   expect 0 "$detheap" check -- "$bin/tool_selfexec"
@@ -85,6 +99,12 @@ owner)
   hasnt "detheap gave different addresses"
   ;;
 aslr)
+  if [ "$(cat /proc/sys/kernel/randomize_va_space 2>/dev/null)" = 0 ]; then
+    # nothing to compare, but check must say why it did not try
+    expect 1 "$detheap" check -n 4 -- "$bin/tool_nondet"
+    has "^ASLR off: not tried: ASLR is off on this machine already"
+    skip "ASLR is off on this machine"
+  fi
   aslr_or_skip
   expect 1 "$detheap" check -- "$bin/tool_aslr"
   has "^cause: the program itself made different calls"
@@ -104,6 +124,21 @@ cxx)
   has "^cause: the program itself made different calls"
   has "#0 sim::World::spawn()+0x[0-9a-f]* (cxx_nondet.cc:"
   hasnt "_ZN3sim5World5spawnEv"
+  # --depth: frames recorded and shown
+  expect 1 "$detheap" check -n 4 --depth 1 -- "$bin/tool_cxx_nondet"
+  has "#0 sim::World::spawn()"
+  hasnt "#1 main"
+  ;;
+nosym)
+  # frames without a symbol: module+0xOFFSET, which addr2line -e takes
+  command -v strip >/dev/null && command -v addr2line >/dev/null ||
+    skip "strip or addr2line missing"
+  cp "$bin/tool_nondet" "$work/tool_nosym" && strip "$work/tool_nosym"
+  expect 1 "$detheap" check -n 4 -- "$work/tool_nosym"
+  has "^  #0 tool_nosym+0x[0-9a-f]* \[tool_nosym\]$"
+  off=$(sed -n 's/^  #0 tool_nosym+\(0x[0-9a-f]*\) .*/\1/p' "$work/out" | head -1)
+  addr2line -e "$bin/tool_nondet" "$off" >"$work/out"
+  has "nondet.c:15"
   ;;
 leaks)
   expect 0 "$detheap" run --leaks -o "$work/leaks" -- "$bin/tool_leaks"
@@ -122,6 +157,11 @@ misuse)
   cp "$work/top" "$work/out"
   has "^misuse: pointer 0x[0-9a-f]* rejected (double free), heap slot 0 (thread [0-9]* 'tool_misuse'), after its call 2, at:$"
   has "#0 release_twice+0x[0-9a-f]* (misuse.c:$(line_of misuse.c MISUSE)) \[tool_misuse\]"
+  # check: the same abort in both runs, and the misuse with its stack
+  expect 4 "$detheap" check -- "$bin/tool_misuse"
+  has "^deterministic crash: every run died of SIGABRT after 2 heap calls"
+  has "^  misuse: pointer 0x[0-9a-f]* rejected (double free)"
+  has "^      #0 release_twice+0x[0-9a-f]* (misuse.c:$(line_of misuse.c MISUSE))"
   ;;
 prodcons)
   expect 0 "$detheap" run --json -o "$work/s.json" -- "$bin/tool_prodcons"
@@ -131,7 +171,8 @@ prodcons)
   jq -e '.classes[] | select(.size == 8192) | .allocs == 1003 and
          .frees == 1000 and .live == 3 and .peak == 50 and
          .live_bytes == 3 * 8192 and .peak_bytes == 50 * 8192 and
-         .requested_bytes == 1003 * 6000' "$work/s.json" >/dev/null ||
+         .requested_bytes == 1003 * 6000 and
+         .rounding_bytes == 1003 * (8192 - 6000)' "$work/s.json" >/dev/null ||
     fail "8 KiB class: $(jq -c '.classes[] | select(.size == 8192)' "$work/s.json")"
   jq -e '.peak_live_bytes >= 50 * 8192 and .peak_rss_bytes > 0 and
          .committed_bytes > 0 and .live_count == .alloc_count - .free_count' \
@@ -192,8 +233,7 @@ top)
 report_sites)
   command -v gnuplot >/dev/null || {
     [ -n "${CI:-}" ] && fail "gnuplot is missing (CI is set)"; skip "gnuplot is missing"; }
-  DETHEAP_STACKS=1 LD_PRELOAD="$(dirname "$detheap")/libdetheap.so:$(dirname "$detheap")/libdetheap_stack.so" \
-    DETHEAP_TRACE="$work/t.trace" "$bin/tool_leaks" || fail "tool_leaks failed"
+  expect 0 "$detheap" run --trace "$work/t.trace" --stacks -- "$bin/tool_leaks"
   expect 0 "$detheap" report "$work/t.trace" -o "$work/r.svg" --keep "$work/plot"
   grep -q "Live bytes by allocation site" "$work/r.svg" || fail "no site panel"
   grep -q "leak_three" "$work/r.svg" || fail "the largest live site is not named"
@@ -201,6 +241,12 @@ report_sites)
   calls=$("$detheap" top "$work/t.trace" | sed -n 's/^process [0-9]*: \([0-9]*\) heap calls.*/\1/p')
   grep -q "^set xrange \[0:$calls\]" "$work/plot/plot.gp" ||
     fail "x axis does not end at call $calls: $(grep xrange "$work/plot/plot.gp")"
+  # the heaps' threads under the title; --sites
+  grep -q 'slot 0: thread [0-9]* tool_leaks, slot 1: thread [0-9]* tool_leaks' "$work/plot/plot.gp" ||
+    fail "no threads in the title: $(grep 'multiplot title' "$work/plot/plot.gp")"
+  expect 0 "$detheap" report "$work/t.trace" -o "$work/r2.svg" --sites 2 --keep "$work/plot2"
+  grep -q "allocation site (top 2)" "$work/plot2/plot.gp" || fail "--sites 2 not drawn"
+  [ "$(grep -c "sites.dat' using" "$work/plot2/plot.gp")" = 3 ] || fail "--sites 2: not 2 sites and the rest"
   ;;
 threads)
   expect 0 "$detheap" run --stats -- "$bin/tool_prodcons"
