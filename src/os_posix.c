@@ -227,11 +227,21 @@ uint64_t DH_OS_FN(ppid)(void) { return (uint64_t)getppid(); }
 static void (*fatal_fn)(int);
 
 static void on_fatal(int sig) {
+    static volatile sig_atomic_t ran;
     int saved = errno;
-    fatal_fn(sig);
+    if (!ran) {
+        ran = 1;
+        fatal_fn(sig);
+    }
     errno = saved;
-    /* SA_RESETHAND made the disposition the default again: a fault
+    /* the default again (SA_RESETHAND did that, unless a handler the
+     * program installed later calls this one as its predecessor): a fault
      * repeats when the handler returns, a sent signal is sent again */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
     raise(sig);
 }
 

@@ -6,6 +6,7 @@
  * program continues the same file.  Nothing else happens here.
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <unistd.h>
@@ -34,40 +35,44 @@ typedef int (*fexecve_fn)(int, char *const[], char *const[]);
 typedef int (*execveat_fn)(int, const char *, char *const[], char *const[],
                            int);
 
+/* libc's function of that name, after the trace is written out; NULL
+ * (errno ENOSYS) if libc has none. */
 static void *next(const char *name) {
     if (dh_observe && dh_proc_options()->trace) dh_trace_before_exec();
-    return dlsym(RTLD_NEXT, name);
+    void *f = dlsym(RTLD_NEXT, name);
+    if (f == NULL) errno = ENOSYS;
+    return f;
 }
 
 EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
     execve_fn f = (execve_fn)next("execve");
-    return f(path, argv, envp);
+    return f ? f(path, argv, envp) : -1;
 }
 
 EXPORT int execv(const char *path, char *const argv[]) {
     execve_fn f = (execve_fn)next("execve");
-    return f(path, argv, environ);
+    return f ? f(path, argv, environ) : -1;
 }
 
 EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
     execvpe_fn f = (execvpe_fn)next("execvpe");
-    return f(file, argv, envp);
+    return f ? f(file, argv, envp) : -1;
 }
 
 EXPORT int execvp(const char *file, char *const argv[]) {
     execvpe_fn f = (execvpe_fn)next("execvpe");
-    return f(file, argv, environ);
+    return f ? f(file, argv, environ) : -1;
 }
 
 EXPORT int fexecve(int fd, char *const argv[], char *const envp[]) {
     fexecve_fn f = (fexecve_fn)next("fexecve");
-    return f(fd, argv, envp);
+    return f ? f(fd, argv, envp) : -1;
 }
 
 EXPORT int execveat(int dirfd, const char *path, char *const argv[],
                     char *const envp[], int flags) {
     execveat_fn f = (execveat_fn)next("execveat");
-    return f(dirfd, path, argv, envp, flags);
+    return f ? f(dirfd, path, argv, envp, flags) : -1;
 }
 
 /* The list forms: the arguments gathered on the stack (no allocation).
