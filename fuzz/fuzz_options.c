@@ -171,8 +171,17 @@ static bool ref_option(int opt, const char *v, dh_options_t *o) {
         if (!ref_name(v)) return false;
         o->trace = v;
         return true;
-    case OPT_STACKS:
-        return ref_bool(v, &o->stacks);
+    case OPT_STACKS: /* docs/OPTIONS.md: 0, 1 (32 frames) or 2..240 */
+        if (ref_bool(v, &o->stacks)) {
+            o->stack_depth = o->stacks ? 32 : 0;
+            return true;
+        }
+        if (v[0] < '1' || v[0] > '9' || strspn(v, "0123456789") != strlen(v) ||
+            strlen(v) > 3 || atoi(v) > 240)
+            return false;
+        o->stacks = true;
+        o->stack_depth = (uint16_t)atoi(v);
+        return true;
     case OPT_STATS_FILE:
         if (!ref_name(v)) return false;
         o->stats_file = v;
@@ -245,6 +254,7 @@ static void fuzz_env(const uint8_t *data, size_t size) {
     FUZZ_CHECK(got.stats == want.stats);
     FUZZ_CHECK(got.stats_json == want.stats_json);
     FUZZ_CHECK(got.stacks == want.stacks);
+    FUZZ_CHECK(got.stack_depth == want.stack_depth);
     FUZZ_CHECK(got.remote_owner == want.remote_owner);
     FUZZ_CHECK(got.thp == want.thp);
     /* the strings are the environment's own: compare contents */

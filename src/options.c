@@ -161,8 +161,49 @@ static const char *opt_classes(dh_options_t *o, const char *v) {
     return NULL;
 }
 
+/* Decimal digits up to `stop` (or the end); the rest after it in *rest. */
+static bool parse_dec(const char *v, char stop, uint64_t *out,
+                      const char **rest) {
+    uint64_t n = 0;
+    const char *s = v;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (n > (UINT64_MAX - 9) / 10) return false;
+        n = n * 10 + (uint64_t)(*s - '0');
+    }
+    if (s == v || *s != stop) return false;
+    *out = n;
+    *rest = stop ? s + 1 : s;
+    return true;
+}
+
+/* 0, 1 (32 frames) or the number of frames, 2 .. DH_MAX_STACK_DEPTH, in
+ * decimal without leading zeros. */
 static const char *opt_stacks(dh_options_t *o, const char *v) {
-    return parse_bool(v, &o->stacks) ? NULL : "expected 0 or 1";
+    uint64_t n;
+    const char *rest;
+    if (parse_bool(v, &o->stacks)) {
+        o->stack_depth = o->stacks ? DH_DEFAULT_STACK_DEPTH : 0;
+        return NULL;
+    }
+    if (v[0] == '0' || !parse_dec(v, 0, &n, &rest) || n > DH_MAX_STACK_DEPTH)
+        return "expected 0, 1 or a number of frames up to 240";
+    o->stacks = true;
+    o->stack_depth = (uint16_t)n;
+    return NULL;
+}
+
+/* FD:DEV:INO, decimal: a descriptor the tool left open, and the file it
+ * must still be open on. */
+static const char *opt_trace_log(dh_options_t *o, const char *v) {
+    uint64_t fd, dev, ino;
+    if (!parse_dec(v, ':', &fd, &v) || !parse_dec(v, ':', &dev, &v) ||
+        !parse_dec(v, 0, &ino, &v) || fd > 1u << 20)
+        return "expected FD:DEV:INO";
+    o->trace_log = true;
+    o->trace_log_fd = (int)fd;
+    o->trace_log_dev = dev;
+    o->trace_log_ino = ino;
+    return NULL;
 }
 
 
@@ -178,6 +219,7 @@ static const struct {
     {"DETHEAP_THP", opt_thp},
     {"DETHEAP_THREAD_RESERVE", opt_thread_reserve},
     {"DETHEAP_CLASSES", opt_classes},
+    {"DETHEAP_TRACE_LOG", opt_trace_log},
 };
 
 /* The rule that ties DETHEAP_BASE to DETHEAP_RESERVE: the main heap's range

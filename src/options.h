@@ -23,6 +23,13 @@ typedef struct dh_options {
     const char *trace;       /* DETHEAP_TRACE: file name template or NULL
                                 (a copy, likewise) */
     bool stacks;             /* DETHEAP_STACKS: capture call stacks */
+    uint16_t stack_depth;    /* DETHEAP_STACKS=N: frames of the program to
+                                record (1 means 32) */
+    bool trace_log;          /* DETHEAP_TRACE_LOG=FD:DEV:INO is set: say
+                                on FD whether this process's trace could
+                                be opened and written (for the tool) */
+    int trace_log_fd;
+    uint64_t trace_log_dev, trace_log_ino;
     bool remote_owner;       /* DETHEAP_REMOTE_FREE=owner: bounded memory */
     dh_thp_t thp;            /* DETHEAP_THP: huge-page policy of each heap */
     dh_class_set_t classes;  /* DETHEAP_CLASSES: every heap's class set
@@ -30,6 +37,9 @@ typedef struct dh_options {
 } dh_options_t;
 
 #define DH_DEFAULT_BASE ((uintptr_t)0x200000000000ull) /* 32 TiB */
+#define DH_DEFAULT_STACK_DEPTH 32 /* DETHEAP_STACKS=1 */
+#define DH_MAX_STACK_DEPTH 240    /* with detheap's own frames, at most the
+                                     256 a trace reader accepts */
 #define DH_DEFAULT_THREAD_RESERVE ((uint64_t)4 << 30)   /* 4 GiB */
 
 /* Parse the environment into *o.  Malformed values keep the default and

@@ -79,6 +79,12 @@ DH_HIDDEN void DH_OS_FN(write_stderr)(const char *s, size_t len);
  * -1 (errno set).  write_all retries short writes and EINTR; false on
  * error.  read returns bytes read, 0 at the end, -1 on error. */
 DH_HIDDEN int DH_OS_FN(open_write)(const char *path);
+/* open_append opens an existing path for appending, without truncating it
+ * (a trace continued after exec); -1 (errno set) if it cannot. */
+DH_HIDDEN int DH_OS_FN(open_append)(const char *path);
+/* Whether fd is open on the file with that device and inode numbers: a
+ * descriptor inherited from the tool, not one the program reused. */
+DH_HIDDEN bool DH_OS_FN(fd_is)(int fd, uint64_t dev, uint64_t ino);
 DH_HIDDEN int DH_OS_FN(open_read)(const char *path);
 DH_HIDDEN bool DH_OS_FN(write_all)(int fd, const void *buf, size_t len);
 DH_HIDDEN long DH_OS_FN(read)(int fd, void *buf, size_t len);
@@ -91,6 +97,13 @@ DH_HIDDEN void DH_OS_FN(thread_name)(char out[16]);
 /* This process's id and its parent's. */
 DH_HIDDEN uint64_t DH_OS_FN(pid)(void);
 DH_HIDDEN uint64_t DH_OS_FN(ppid)(void);
+
+/* For SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGABRT whose disposition is
+ * still the default: run fn(sig) on such a signal, then die of it as by
+ * default (the handler is reset first).  A signal the program handles
+ * itself is left alone.  For the trace, so that a crashing thread's last
+ * records are written (trace.c). */
+DH_HIDDEN void DH_OS_FN(on_fatal_signal)(void (*fn)(int));
 
 /* Terminate the process abnormally (SIGABRT), never returning. */
 DH_HIDDEN _Noreturn void DH_OS_FN(abort)(void);

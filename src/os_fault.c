@@ -101,8 +101,13 @@ void dh_os_write_stderr(const char *s, size_t len) {
 
 _Noreturn void dh_os_abort(void) { REAL(abort)(); }
 
+void REAL(on_fatal_signal)(void (*fn)(int));
+void dh_os_on_fatal_signal(void (*fn)(int)) { REAL(on_fatal_signal)(fn); }
+
 int REAL(open_write)(const char *path);
 int REAL(open_read)(const char *path);
+int REAL(open_append)(const char *path);
+bool REAL(fd_is)(int fd, uint64_t dev, uint64_t ino);
 bool REAL(write_all)(int fd, const void *buf, size_t len);
 long REAL(read)(int fd, void *buf, size_t len);
 void REAL(close)(int fd);
@@ -116,6 +121,10 @@ void dh_os_thread_name(char out[16]) { REAL(thread_name)(out); }
 uint64_t REAL(ppid)(void);
 int dh_os_open_write(const char *path) { return REAL(open_write)(path); }
 int dh_os_open_read(const char *path) { return REAL(open_read)(path); }
+int dh_os_open_append(const char *path) { return REAL(open_append)(path); }
+bool dh_os_fd_is(int fd, uint64_t dev, uint64_t ino) {
+    return REAL(fd_is)(fd, dev, ino);
+}
 bool dh_os_write_all(int fd, const void *buf, size_t len) {
     return REAL(write_all)(fd, buf, len);
 }

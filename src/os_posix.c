@@ -16,9 +16,11 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -166,6 +168,19 @@ int DH_OS_FN(open_write)(const char *path) {
                 0644);
 }
 
+int DH_OS_FN(open_append)(const char *path) {
+    return open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+}
+
+bool DH_OS_FN(fd_is)(int fd, uint64_t dev, uint64_t ino) {
+    int saved = errno;
+    struct stat st;
+    bool same = fstat(fd, &st) == 0 && (uint64_t)st.st_dev == dev &&
+                (uint64_t)st.st_ino == ino;
+    errno = saved;
+    return same;
+}
+
 int DH_OS_FN(open_read)(const char *path) {
     return open(path, O_RDONLY | O_CLOEXEC);
 }
@@ -208,6 +223,44 @@ void DH_OS_FN(thread_name)(char out[16]) {
     errno = saved;
 }
 uint64_t DH_OS_FN(ppid)(void) { return (uint64_t)getppid(); }
+
+static void (*fatal_fn)(int);
+
+static void on_fatal(int sig) {
+    static volatile sig_atomic_t ran;
+    int saved = errno;
+    if (!ran) {
+        ran = 1;
+        fatal_fn(sig);
+    }
+    errno = saved;
+    /* the default again (SA_RESETHAND did that, unless a handler the
+     * program installed later calls this one as its predecessor): a fault
+     * repeats when the handler returns, a sent signal is sent again */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+    raise(sig);
+}
+
+void DH_OS_FN(on_fatal_signal)(void (*fn)(int)) {
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+    fatal_fn = fn;
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old;
+        if (sigaction(sigs[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL ||
+            (old.sa_flags & SA_SIGINFO))
+            continue;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_fatal;
+        sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
 
 _Noreturn void DH_OS_FN(abort)(void) {
     abort();

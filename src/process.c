@@ -797,6 +797,7 @@ static void reject(dh_heap_t *h, dh_heap_t *owner, uintptr_t p,
     int c = -1;
     dh_error_code_t code = DH_ERR_FOREIGN;
     if (owner != NULL) code = dh_classify(owner, p, &c);
+    if (options.trace) dh_trace_misuse(h, p, (int)code);
     dh_report(h, call, (void *)p, code, c);
 }
 
@@ -1016,6 +1017,10 @@ void *dh_proc_realloc(void *ptr, size_t n, const char *call) {
     call_t c;
     if (!call_begin(&c, owner)) return NULL;
     void *q = NULL;
+    uint64_t old_usable = 0; /* for the counts (dh_count_op) */
+    if (s != 0)
+        old_usable = dh_block_size(owner, p, s) |
+                     (dh_st_is_live_class(s) ? 0 : DH_COUNT_LARGE);
     if (ptr == NULL) {
         q = dh_heap_malloc(c.h, n);
         if (q == NULL) q = overflow_alloc(&c, heap_malloc2, n, 0, n);
@@ -1042,7 +1047,7 @@ void *dh_proc_realloc(void *ptr, size_t n, const char *call) {
         }
     }
     if (c.observed && (ptr == NULL || s != 0))
-        dh_observe_op(c.h, DH_OP_REALLOC, n, 0, p, (uintptr_t)q);
+        dh_observe_op(c.h, DH_OP_REALLOC, n, old_usable, p, (uintptr_t)q);
     call_end(&c);
     return q;
 }
@@ -1069,6 +1074,8 @@ void(dh_free)(void *ptr) {
         dh_heap_free_in(h, p, "dh_free");
     }
 }
+
+dh_class_set_t dh_proc_class_set(void) { return options.classes; }
 
 void *dh_malloc(size_t n) { return dh_proc_malloc(n); }
 void *dh_calloc(size_t count, size_t size) { return dh_proc_calloc(count, size); }
@@ -1213,10 +1220,12 @@ void dh_observe_op(dh_heap_t *h, dh_op_t op, uint64_t a, uint64_t b,
                    uintptr_t in, uintptr_t out) {
     uint64_t fp = dh_ph(h)->fingerprint;
     fp = mix(fp ^ ((uint64_t)op << 56) ^ a);
-    fp = mix(fp ^ b ^ ((uint64_t)in << 1));
+    /* realloc's b is for the counts (dh_count_op), not the call's identity */
+    fp = mix(fp ^ (op == DH_OP_REALLOC ? 0 : b) ^ ((uint64_t)in << 1));
     fp = mix(fp ^ out);
     dh_ph(h)->fingerprint = fp;
     dh_ph(h)->ops++;
+    dh_count_op(op, a, b, in, out);
     if (options.trace && !dh_self.in_hook) dh_trace_record(h, op, a, b, in, out);
 }
 

@@ -95,7 +95,10 @@ typedef enum dh_op {
     DH_OP_THREAD = 8,  /* trace only: a thread's identity */
     DH_OP_FRAMES = 9,  /* trace only: the call stack of the previous op */
     DH_OP_MAPS = 10,   /* trace only: the process's memory map at exit */
-    DH_OP_END = 11     /* trace only: a thread or process finished */
+    DH_OP_END = 11,    /* trace only: a thread or process finished */
+    DH_OP_NAME = 12,   /* trace only: a heap's thread and its name */
+    DH_OP_EXEC = 13,   /* trace only: the process ran exec; a new program */
+    DH_OP_MISUSE = 14  /* trace only: a rejected pointer (free, realloc) */
 } dh_op_t;
 
 /* Per-thread state, in initial-exec TLS (no allocation to reach it). */
@@ -162,6 +165,12 @@ DH_HIDDEN void dh_trace_record(dh_heap_t *h, dh_op_t op, uint64_t a,
 DH_HIDDEN void dh_trace_thread(dh_heap_t *h);
 DH_HIDDEN void dh_trace_flush(dh_heap_t *h);
 DH_HIDDEN void dh_trace_finish(void);
+/* The thread leaving h (name: its name) ends its part of the trace. */
+DH_HIDDEN void dh_trace_thread_end(dh_heap_t *h, const char name[16]);
+/* A misuse of pointer p (code: dh_error_code_t) with its stack. */
+DH_HIDDEN void dh_trace_misuse(dh_heap_t *h, uintptr_t p, int code);
+/* The process is about to run exec: write what it has (override/exec.c). */
+DH_HIDDEN void dh_trace_before_exec(void);
 DH_HIDDEN void dh_trace_after_fork(void);
 
 /* Threads (thread.c): hand a heap on when its thread ends. */
@@ -187,11 +196,23 @@ DH_HIDDEN void dh_proc_sys_free(void *p);
  * reserve ... (N slots)" into buf (NUL-terminated, at most cap bytes);
  * returns its length, 0 if the limit changed nothing. */
 DH_HIDDEN size_t dh_proc_limit_note(char *buf, size_t cap);
+/* The class set of every heap of the process heap (DETHEAP_CLASSES). */
+DH_HIDDEN dh_class_set_t dh_proc_class_set(void);
 
 /* The heaps of the process, by slot (NULL: none there), for reports. */
 DH_HIDDEN dh_heap_t *dh_proc_heap_at(uint32_t slot);
 DH_HIDDEN uint32_t dh_proc_slot_count(void);
 DH_HIDDEN bool dh_proc_is_system(const dh_heap_t *h);
+
+/* The process-wide live and peak counts per class (report.c), from every
+ * observed call: one atomic counter per class sees each allocation and
+ * free, whichever thread makes it, so live and peak stay exact when blocks
+ * are freed by another thread than the one that allocated them.  For a
+ * free, a is the block's usable size; for realloc, b is the old block's
+ * usable size, with DH_COUNT_LARGE set if it was a large block. */
+#define DH_COUNT_LARGE ((uint64_t)1 << 63)
+DH_HIDDEN void dh_count_op(dh_op_t op, uint64_t a, uint64_t b, uintptr_t in,
+                           uintptr_t out);
 
 /* Process-wide statistics: the sum over every heap of the process. */
 DH_HIDDEN void dh_proc_stats(dh_stats_t *out);

@@ -131,8 +131,9 @@ static uint64_t mix(uint64_t x) {
 static dh_heap_t *leave_heap(void) {
     dh_heap_t *h = dh_self.heap;
     if (h != NULL) {
-        if (dh_proc_options()->trace) dh_trace_flush(h);
         dh_os_thread_name(dh_ph(h)->thread_name);
+        if (dh_proc_options()->trace)
+            dh_trace_thread_end(h, dh_ph(h)->thread_name);
         dh_ph(h)->pool = dh_self.inherited; /* they travel with h */
     } else {
         h = dh_self.inherited; /* no heap of its own: pass them on */

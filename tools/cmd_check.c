@@ -1,165 +1,224 @@
 /*
  * cmd_check.c - `detheap check`: run a program N times in an identical
  * environment on detheap, with every call traced (and its stack recorded),
- * and say whether the runs made the same heap calls and got the same
- * addresses - or where they first part, why, and from which stack.
+ * and say whether the runs made the same heap calls, got the same
+ * addresses and ended the same way - or where they first part, why, and
+ * from which stack.  It never says "deterministic" about what it could
+ * not see: a process whose trace is missing makes the verdict incomplete.
  *
  * Comparison.  Records of one heap slot are in call order (docs/TRACE.md),
  * while records of different slots interleave by buffer, so each slot's
  * sequence of calls is compared on its own and the earliest difference
- * (smallest call index, then lowest slot) is reported.  Processes (one
- * trace file each, DETHEAP_TRACE with %p) are paired in order of start.
- * Until the first difference both runs got the same addresses, so a call
- * that differs only in its result is detheap's fault; a different
- * operation, size or pointer argument is the program's.
+ * (smallest call index, then lowest slot) is reported.  Program images
+ * (one per process, and one more per exec, tracedb.h) are paired in order
+ * of start.  Until the first difference both runs got the same addresses,
+ * so a call that differs only in its result is detheap's fault - unless
+ * DETHEAP_REMOTE_FREE=owner was in force, whose addresses depend on timing
+ * by design; a different operation, size or pointer argument is the
+ * program's, and the runs are then repeated with ASLR off to see whether
+ * the program's calls depend on non-heap addresses.
+ *
+ * Missing traces.  Every traced process says on a descriptor inherited
+ * from the tool (DETHEAP_TRACE_LOG) whether it could open and write its
+ * trace; the programs' output is searched for the same messages, for a
+ * process that closed the descriptor.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "commands.h"
+#include "sites.h"
 #include "symbolize.h"
 #include "tool_util.h"
-#include "trace_read.h"
+#include "tracedb.h"
 
 static const char check_usage[] =
-    "usage: detheap check [-n N] [--stdin FILE] [--keep] [--] CMD [ARGS...]\n"
+    "usage: detheap check [-n N] [--stdin FILE] [--depth D] [--aslr=off]\n"
+    "                     [--keep] [--] CMD [ARGS...]\n"
     "\n"
     "Run CMD N times (default 2) on detheap in an identical environment\n"
     "(same environment, same directory, stdin from /dev/null unless\n"
-    "--stdin), recording a trace with call stacks, and compare the runs.\n"
-    "Prints 'deterministic: N runs, fingerprint X' (exit 0), or where the\n"
-    "runs first part: the heap slot and index of the first differing call,\n"
-    "what each run did there, whether the program made different calls or\n"
-    "detheap gave different addresses, and each run's call stack (exit 1).\n"
-    "The program's output goes to files in the scratch directory.\n"
+    "--stdin), recording a trace with call stacks, and compare the runs:\n"
+    "their heap calls, the addresses they got and how they ended.\n"
+    "\n"
+    "  deterministic: ...        exit 0: identical calls and addresses, same\n"
+    "                            exit status\n"
+    "  nondeterministic: ...     exit 1: where the runs first part, whose\n"
+    "                            fault it is, each run's call stack; or the\n"
+    "                            runs ended differently\n"
+    "  incomplete: ...           exit 3: some process's trace is missing or\n"
+    "                            could not be written (it is named)\n"
+    "  deterministic crash: ...  exit 4: every run died of the same signal\n"
+    "                            after the same calls\n"
+    "\n"
+    "When the program itself made different calls, the runs are repeated\n"
+    "with ASLR off, to say whether the calls depend on stack, library or\n"
+    "mmap addresses.  The program's output goes to the scratch directory.\n"
     "\n"
     "  -n N           number of runs, 2..100\n"
     "  --stdin FILE   the programs' standard input\n"
+    "  --depth D      frames recorded and shown per stack (default 32)\n"
+    "  --aslr=off     run every run with ASLR off (personality\n"
+    "                 ADDR_NO_RANDOMIZE), as setarch -R does\n"
     "  --keep         keep the scratch directory (traces, outputs); its\n"
     "                 name is printed\n";
 
 typedef struct {
-    uint8_t op, flags;
-    uint16_t nframes;
-    uint32_t frame_at; /* index into proc_t.frames */
-    uint64_t a, b, c;
-} call_t;
-
-typedef struct {
-    call_t *v;
-    size_t n, cap;
-} seq_t;
-
-typedef struct {
-    uint64_t pid, ppid;
-    seq_t slots[DH_TRACE_MAX_SLOTS];
-    uint64_t *frames;
-    size_t nframes, frames_cap;
-    const char *maps; /* inside the mapped file */
-    size_t maps_len;
-    bool have_end;
-    uint64_t fingerprint;
-    dh_trace_file_t file;
-    char path[4200];
-} proc_t;
-
-typedef struct {
-    proc_t **procs;
+    dh_tdb_t *dbs;            /* one per trace file */
+    int ndb;
+    dh_tdb_image_t **procs;   /* every program image, in order of start */
     int n;
-    int status;
+    int status;               /* raw wait status */
+    char **problems;          /* processes whose trace is not usable */
+    int nproblems;
+    char dir[4300];
 } run_t;
 
-static int on_header(const dh_trace_header_t *h, void *user) {
-    proc_t *p = user;
-    p->pid = h->pid;
-    p->ppid = h->ppid;
-    return 0;
-}
-
-static int on_record(const dh_trace_rec_t *r, void *user) {
-    proc_t *p = user;
-    seq_t *s = &p->slots[r->slot];
-    if (dh_trace_is_call(r->op)) {
-        if (s->n == s->cap) {
-            size_t cap = s->cap ? s->cap * 2 : 256;
-            call_t *v = realloc(s->v, cap * sizeof *v);
-            if (v == NULL) return 1;
-            s->v = v;
-            s->cap = cap;
-        }
-        s->v[s->n++] = (call_t){r->op, r->flags, 0, 0, r->a, r->b, r->c};
-    } else if (r->op == DH_TR_FRAMES && s->n > 0) {
-        if (p->nframes + r->nframes > p->frames_cap) {
-            size_t cap = (p->frames_cap + r->nframes) * 2;
-            uint64_t *f = realloc(p->frames, cap * sizeof *f);
-            if (f == NULL) return 1;
-            p->frames = f;
-            p->frames_cap = cap;
-        }
-        call_t *c = &s->v[s->n - 1];
-        c->frame_at = (uint32_t)p->nframes;
-        c->nframes = (uint16_t)r->nframes;
-        memcpy(p->frames + p->nframes, r->frames, r->nframes * 8);
-        p->nframes += r->nframes;
-    } else if (r->op == DH_TR_MAPS) {
-        p->maps = r->text;
-        p->maps_len = r->text_len;
-    } else if (r->op == DH_TR_END && r->slot == 0) {
-        p->have_end = true;
-        p->fingerprint = r->c;
-    }
-    return 0;
-}
-
-static void proc_free(proc_t *p) {
-    for (unsigned s = 0; s < DH_TRACE_MAX_SLOTS; s++) free(p->slots[s].v);
-    free(p->frames);
-    dh_trace_unmap(&p->file);
-    free(p);
-}
+typedef struct {
+    char **cmd;
+    int nruns;
+    const char *in;
+    unsigned depth;
+    bool aslr_off;
+    const char *tmp;
+    int log_fd;               /* DETHEAP_TRACE_LOG, one file for all runs */
+    char e_log[96];
+} check_t;
 
 static uint64_t root_pid;
 static int cmp_start(const void *a, const void *b) {
+    const dh_tdb_image_t *x = *(dh_tdb_image_t *const *)a;
+    const dh_tdb_image_t *y = *(dh_tdb_image_t *const *)b;
     /* pids grow with start time, modulo wrap-around at pid_max (<= 2^22) */
-    uint64_t x = ((*(proc_t *const *)a)->pid - root_pid) & ((1u << 22) - 1);
-    uint64_t y = ((*(proc_t *const *)b)->pid - root_pid) & ((1u << 22) - 1);
-    return (x > y) - (x < y);
+    uint64_t px = (x->pid - root_pid) & ((1u << 22) - 1);
+    uint64_t py = (y->pid - root_pid) & ((1u << 22) - 1);
+    if (px != py) return (px > py) - (px < py);
+    return (x->exec_no > y->exec_no) - (x->exec_no < y->exec_no);
+}
+
+static void add_problem(run_t *run, const char *fmt, const char *a,
+                        const char *b) {
+    char line[8600];
+    snprintf(line, sizeof line, fmt, a, b);
+    for (int i = 0; i < run->nproblems; i++)
+        if (strcmp(run->problems[i], line) == 0) return;
+    char **v = realloc(run->problems, (size_t)(run->nproblems + 1) *
+                                          sizeof *v);
+    if (v == NULL) return;
+    run->problems = v;
+    v[run->nproblems++] = strdup(line);
+}
+
+static bool traced(const run_t *run, uint64_t pid) {
+    for (int i = 0; i < run->n; i++)
+        if (run->procs[i]->pid == pid) return true;
+    return false;
+}
+
+/* The log lines the run's processes wrote ("open|exec|fail|writefail PID
+ * PPID ERRNO COMM NAME"), from offset `from` of the log. */
+static void read_log(run_t *run, const char *log, long from) {
+    char *text = dh_tool_slurp(log, NULL);
+    if (text == NULL) return;
+    char *save = NULL;
+    for (char *line = strtok_r(text + from, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        char what[16], comm[64];
+        unsigned long long pid, ppid;
+        int err, at = 0;
+        if (sscanf(line, "%15s %llu %llu %d %63s %n", what, &pid, &ppid, &err,
+                   comm, &at) < 5 || at == 0)
+            continue;
+        char who[200], why[4400];
+        snprintf(who, sizeof who, "process %llu (%s, child of %llu)", pid,
+                 comm, ppid);
+        if (strcmp(what, "fail") == 0) {
+            snprintf(why, sizeof why, "could not open its trace %s: %s",
+                     line + at, strerror(err));
+            add_problem(run, "%s %s", who, why);
+        } else if (strcmp(what, "writefail") == 0) {
+            snprintf(why, sizeof why, "could not write all of its trace %s: "
+                     "%s", line + at, strerror(err));
+            add_problem(run, "%s %s", who, why);
+        } else if (!traced(run, pid)) {
+            snprintf(why, sizeof why, "opened its trace %s, which is missing "
+                     "or empty", line + at);
+            add_problem(run, "%s %s", who, why);
+        }
+    }
+    free(text);
+}
+
+/* The same failures as the processes printed them, for a process that had
+ * closed the log descriptor. */
+static void scan_output(run_t *run, const char *output) {
+    char *text = dh_tool_slurp(output, NULL);
+    if (text == NULL) return;
+    const char *pat = "detheap: process ";
+    for (char *p = strstr(text, pat); p; p = strstr(p + 1, pat)) {
+        unsigned long long pid;
+        int at = 0;
+        if (sscanf(p, "detheap: process %llu: cannot open the DETHEAP_TRACE "
+                   "file %n", &pid, &at) != 1 || at == 0)
+            continue;
+        char *end = strstr(p + at, "; not tracing");
+        if (end == NULL) continue;
+        char who[64], why[4400];
+        snprintf(who, sizeof who, "process %llu", pid);
+        snprintf(why, sizeof why, "could not open its trace %.*s",
+                 (int)(end - (p + at)), p + at);
+        /* already known from the log? */
+        bool known = false;
+        for (int i = 0; i < run->nproblems; i++)
+            known |= strncmp(run->problems[i], who, strlen(who)) == 0 &&
+                     run->problems[i][strlen(who)] == ' ';
+        if (!known) add_problem(run, "%s %s", who, why);
+    }
+    if (strstr(text, "detheap: writing the DETHEAP_TRACE file failed") &&
+        run->nproblems == 0)
+        add_problem(run, "%s%s", "a process could not write all of its trace",
+                    "");
+    free(text);
 }
 
 /* Load every trace of a run's directory; -1 after an error message. */
-static int load_run(const char *dir, run_t *run) {
+static int load_run(run_t *run) {
     char **names;
-    int n = dh_tool_list(dir, "trace.", &names);
+    int n = dh_tool_list(run->dir, "trace.", &names);
     if (n < 0) return -1;
-    run->procs = calloc((size_t)n + 1, sizeof *run->procs);
-    run->n = 0;
+    run->dbs = calloc((size_t)n + 1, sizeof *run->dbs);
+    if (run->dbs == NULL) return -1;
     for (int i = 0; i < n; i++) {
-        proc_t *p = calloc(1, sizeof *p);
-        if (p == NULL) return -1;
-        if ((size_t)snprintf(p->path, sizeof p->path, "%s/%s", dir,
-                             names[i]) >= sizeof p->path) {
-            fprintf(stderr, "detheap check: %s/%s: path too long\n", dir,
-                    names[i]);
-            return -1;
+        char path[8700], err[512];
+        snprintf(path, sizeof path, "%s/%s", run->dir, names[i]);
+        int rc = dh_tdb_load(path, &run->dbs[run->ndb], err, sizeof err);
+        if (rc == -1 && strstr(err, "truncated header")) {
+            add_problem(run, "%s: %s", names[i], "empty or cut short");
+            continue;
         }
-        char err[512];
-        dh_trace_visitor_t v = {on_header, on_record, p};
-        int rc = dh_trace_map(p->path, &p->file, err, sizeof err);
-        if (rc == 0) rc = dh_trace_parse(p->file.data, p->file.len, &v, err,
-                                         sizeof err);
         if (rc != 0) {
-            fprintf(stderr, "detheap check: %s: %s\n", p->path,
+            fprintf(stderr, "detheap check: %s: %s\n", path,
                     rc == -1 ? err : "out of memory");
-            proc_free(p);
             dh_tool_list_free(names, n);
             return -1;
         }
-        run->procs[run->n++] = p;
+        run->ndb++;
     }
     dh_tool_list_free(names, n);
+    int total = 0;
+    for (int i = 0; i < run->ndb; i++) total += run->dbs[i].n;
+    run->procs = calloc((size_t)total + 1, sizeof *run->procs);
+    if (run->procs == NULL) return -1;
+    for (int i = 0; i < run->ndb; i++)
+        for (int k = 0; k < run->dbs[i].n; k++)
+            run->procs[run->n++] = run->dbs[i].images[k];
     root_pid = 0;
     for (int i = 0; i < run->n; i++) {
         bool parent_traced = false;
@@ -172,7 +231,16 @@ static int load_run(const char *dir, run_t *run) {
     return 0;
 }
 
-static void describe_call(const call_t *c, char *out, size_t cap) {
+static void free_run(run_t *run) {
+    for (int i = 0; i < run->ndb; i++) dh_tdb_free(&run->dbs[i]);
+    free(run->dbs);
+    free(run->procs);
+    for (int i = 0; i < run->nproblems; i++) free(run->problems[i]);
+    free(run->problems);
+    memset(run, 0, sizeof *run);
+}
+
+static void describe_call(const dh_tdb_call_t *c, char *out, size_t cap) {
     char res[32];
     if (c->flags & 1)
         snprintf(res, sizeof res, "NULL");
@@ -200,38 +268,45 @@ static void describe_call(const call_t *c, char *out, size_t cap) {
     }
 }
 
-static void print_stack(int run_no, const proc_t *p, const call_t *c) {
-    printf("call stack in run %d:\n", run_no);
-    if (c == NULL || c->nframes == 0) {
+static void print_stack(const char *title, const dh_tdb_image_t *p,
+                        const dh_tdb_call_t *c, unsigned depth) {
+    printf("%s:\n", title);
+    unsigned nf = 0;
+    const uint64_t *all = c ? dh_tdb_frames(p, c, &nf) : NULL;
+    if (all == NULL) {
         printf("  (no stack recorded)\n");
         return;
     }
+    dh_sites_t s;
+    dh_sites_init(&s, p, depth);
+    const uint64_t *f;
+    unsigned n = dh_sites_program_frames(&s, all, nf, &f);
     dh_symbolizer_t *sym = dh_sym_open(p->maps, p->maps ? p->maps_len : 0);
-    int shown = 0;
-    for (unsigned i = 0; i < c->nframes && shown < 16; i++) {
-        char line[1024];
-        bool own;
-        dh_sym_describe(sym, p->frames[c->frame_at + i], line, sizeof line,
-                        &own);
-        if (own) continue; /* detheap's own frames say nothing */
-        printf("  #%d %s\n", shown++, line);
-    }
-    if (p->maps == NULL) printf("  (no memory map in the trace: addresses "
-                                "only)\n");
+    dh_sites_print_stack(stdout, sym, f, n, "  ");
+    if (p->maps == NULL)
+        printf("  (no memory map in the trace: the process did not exit "
+               "normally; addresses only)\n");
     dh_sym_close(sym);
+    dh_sites_free(&s);
 }
 
-static bool same_call(const call_t *x, const call_t *y) {
+static bool same_call(const dh_tdb_call_t *x, const dh_tdb_call_t *y) {
     return x->op == y->op && x->flags == y->flags && x->a == y->a &&
            x->b == y->b && x->c == y->c;
 }
 
-/* Earliest difference between two processes: slot and index, or false. */
-static bool first_difference(const proc_t *x, const proc_t *y,
-                             unsigned *slot, size_t *index) {
+static bool same_args(const dh_tdb_call_t *x, const dh_tdb_call_t *y) {
+    return x && y && x->op == y->op && x->a == y->a && x->b == y->b;
+}
+
+/* Earliest difference between two images: slot and index, or false. */
+static bool first_difference(const dh_tdb_image_t *x,
+                             const dh_tdb_image_t *y, unsigned *slot,
+                             size_t *index) {
     bool found = false;
-    for (unsigned s = 0; s < DH_TRACE_MAX_SLOTS; s++) {
-        const seq_t *a = &x->slots[s], *b = &y->slots[s];
+    unsigned ns = x->nslots > y->nslots ? x->nslots : y->nslots;
+    for (unsigned s = 0; s < ns; s++) {
+        const dh_tdb_slot_t *a = &x->slots[s], *b = &y->slots[s];
         size_t n = a->n < b->n ? a->n : b->n, k = 0;
         while (k < n && same_call(&a->v[k], &b->v[k])) k++;
         if (k == n && a->n == b->n) continue;
@@ -244,98 +319,335 @@ static bool first_difference(const proc_t *x, const proc_t *y,
     return found;
 }
 
-static void report_difference(int j, const run_t *r1, const run_t *rj,
-                              int pi, unsigned slot, size_t k) {
-    const proc_t *x = r1->procs[pi], *y = rj->procs[pi];
-    const seq_t *a = &x->slots[slot], *b = &y->slots[slot];
-    const call_t *ca = k < a->n ? &a->v[k] : NULL;
-    const call_t *cb = k < b->n ? &b->v[k] : NULL;
+/* Whether some slot's first difference is in results only. */
+static bool some_result_differs(const dh_tdb_image_t *x,
+                                const dh_tdb_image_t *y) {
+    unsigned ns = x->nslots < y->nslots ? x->nslots : y->nslots;
+    for (unsigned s = 0; s < ns; s++) {
+        const dh_tdb_slot_t *a = &x->slots[s], *b = &y->slots[s];
+        size_t n = a->n < b->n ? a->n : b->n, k = 0;
+        while (k < n && same_call(&a->v[k], &b->v[k])) k++;
+        if (k < n && same_args(&a->v[k], &b->v[k])) return true;
+    }
+    return false;
+}
+
+/* Where two runs first part, or -1 if their images all match (then
+ * *image is how many matched). */
+typedef struct {
+    int image;       /* index of the images that differ; -1: none */
+    unsigned slot;
+    size_t index;
+    bool count;      /* the runs have different numbers of images */
+} diff_t;
+
+static diff_t compare_runs(const run_t *r1, const run_t *rj) {
+    diff_t d = {-1, 0, 0, false};
+    int n = r1->n < rj->n ? r1->n : rj->n;
+    for (int i = 0; i < n; i++)
+        if (first_difference(r1->procs[i], rj->procs[i], &d.slot, &d.index)) {
+            d.image = i;
+            return d;
+        }
+    d.count = r1->n != rj->n;
+    return d;
+}
+
+static void thread_note(const dh_tdb_image_t *x, const dh_tdb_image_t *y,
+                        unsigned slot) {
+    const dh_tdb_slot_t *a = &x->slots[slot], *b = &y->slots[slot];
+    if (a->tid == 0 && b->tid == 0) return;
+    const char *name = a->name[0] ? a->name : b->name;
+    printf("  heap slot %u is thread %s%s%s(tid %" PRIu64 " in run 1, %"
+           PRIu64 " in the other)\n", slot, name[0] ? "'" : "", name,
+           name[0] ? "' " : "", a->tid, b->tid);
+}
+
+/* Print where runs 1 and j part; returns whether the program's own calls
+ * differ (as opposed to the results). */
+static bool report_difference(int j, const run_t *r1, const run_t *rj,
+                              const diff_t *d, unsigned depth) {
+    if (d->image < 0) {
+        printf("nondeterministic: run 1 traced %d program images, run %d "
+               "traced %d; the first %d made identical calls\n", r1->n, j,
+               rj->n, r1->n < rj->n ? r1->n : rj->n);
+        printf("cause: the program itself made different calls (it started "
+               "a different number of processes or ran exec a different "
+               "number of times)\n");
+        return true;
+    }
+    const dh_tdb_image_t *x = r1->procs[d->image], *y = rj->procs[d->image];
+    const dh_tdb_slot_t *a = &x->slots[d->slot], *b = &y->slots[d->slot];
+    size_t k = d->index;
+    const dh_tdb_call_t *ca = k < a->n ? &a->v[k] : NULL;
+    const dh_tdb_call_t *cb = k < b->n ? &b->v[k] : NULL;
     printf("nondeterministic: runs 1 and %d first part at call %zu of heap "
-           "slot %u", j, k + 1, slot);
+           "slot %u", j, k + 1, d->slot);
     if (r1->n > 1)
-        printf(" in process %d of %d (pids %" PRIu64 " and %" PRIu64 ")",
-               pi + 1, r1->n, x->pid, y->pid);
+        printf(" in program %d of %d (pids %" PRIu64 " and %" PRIu64 "%s)",
+               d->image + 1, r1->n, x->pid, y->pid,
+               x->exec_no ? ", after exec" : "");
     printf("\n");
-    char d[256];
-    const call_t *cs[2] = {ca, cb};
-    const seq_t *ss[2] = {a, b};
+    const dh_tdb_call_t *cs[2] = {ca, cb};
+    const dh_tdb_slot_t *ss[2] = {a, b};
     int no[2] = {1, j};
     for (int i = 0; i < 2; i++) {
-        if (cs[i]) describe_call(cs[i], d, sizeof d);
-        else snprintf(d, sizeof d, "no such call (the heap made %zu calls)",
-                      ss[i]->n);
-        printf("  run %d: %s\n", no[i], d);
+        char desc[256];
+        if (cs[i]) describe_call(cs[i], desc, sizeof desc);
+        else snprintf(desc, sizeof desc, "no such call (the heap made %zu "
+                      "calls)", ss[i]->n);
+        printf("  run %d: %s\n", no[i], desc);
     }
-    bool program = ca == NULL || cb == NULL || ca->op != cb->op ||
-                   ca->a != cb->a || ca->b != cb->b;
-    if (program)
+    thread_note(x, y, d->slot);
+    bool program = !same_args(ca, cb);
+    bool owner = (x->flags | y->flags) & DH_TRACE_FLAG_OWNER;
+    if (owner && (!program || some_result_differs(x, y)))
+        printf("cause: DETHEAP_REMOTE_FREE=owner is in force: a block freed "
+               "by another thread goes back to the heap it came from when "
+               "that heap's thread next allocates, so that heap's addresses "
+               "depend on timing (docs/OPTIONS.md); with the default, keep, "
+               "they do not.  Not a detheap defect.\n");
+    else if (program)
         printf("cause: the program itself made different calls (a "
                "different operation, size or pointer, with identical "
                "results up to here)\n");
     else
         printf("cause: the same call got different addresses: detheap gave "
                "different addresses: a detheap defect\n");
-    print_stack(1, x, ca);
-    print_stack(j, y, cb);
+    char title[64];
+    snprintf(title, sizeof title, "call stack in run 1");
+    print_stack(title, x, ca, depth);
+    snprintf(title, sizeof title, "call stack in run %d", j);
+    print_stack(title, y, cb, depth);
+    return program && !owner;
 }
 
-/* 0 when run j matches run 1; 1 after printing where they part. */
-static int compare(int j, const run_t *r1, const run_t *rj) {
-    int n = r1->n < rj->n ? r1->n : rj->n;
-    for (int i = 0; i < n; i++) {
-        unsigned slot = 0;
-        size_t k = 0;
-        if (first_difference(r1->procs[i], rj->procs[i], &slot, &k)) {
-            report_difference(j, r1, rj, i, slot, k);
-            return 1;
-        }
-    }
-    if (r1->n != rj->n) {
-        printf("nondeterministic: run 1 traced %d processes, run %d traced "
-               "%d; the first %d made identical calls\n", r1->n, j, rj->n, n);
-        printf("cause: the program itself made different calls (it started "
-               "a different number of processes)\n");
-        return 1;
-    }
-    return 0;
-}
-
-static int do_runs(char **cmd, int nruns, const char *in, const char *tmp,
-                   run_t *runs) {
+/* One run of the program into tmp/NAME. */
+static int do_run(const check_t *ck, const char *name, bool aslr_off,
+                  run_t *run) {
     char lib[4096], stack[4096];
     dh_tool_find_lib("libdetheap.so", lib, sizeof lib);
     dh_tool_find_lib("libdetheap_stack.so", stack, sizeof stack);
     const char *libs[] = {lib, stack, NULL};
     char *preload = dh_tool_preload(libs, true);
-    char e_pre[8300], e_trace[4300], cur[4200], out[4300];
+    char e_pre[8300], e_trace[4300], e_stacks[64], cur[4200], out[4300];
     snprintf(e_pre, sizeof e_pre, "LD_PRELOAD=%s", preload);
     free(preload);
     /* every run uses the same names, so the environments are identical */
-    snprintf(cur, sizeof cur, "%s/cur", tmp);
+    snprintf(cur, sizeof cur, "%s/cur", ck->tmp);
     snprintf(e_trace, sizeof e_trace, "DETHEAP_TRACE=%s/trace.%%p", cur);
+    snprintf(e_stacks, sizeof e_stacks, "DETHEAP_STACKS=%u", ck->depth);
     snprintf(out, sizeof out, "%s/output", cur);
-    const char *env[] = {e_pre, e_trace, "DETHEAP_STACKS=1", NULL};
-    for (int i = 0; i < nruns; i++) {
-        if (mkdir(cur, 0700) != 0) return -1;
-        dh_spawn_t s = {env, in, out, true};
-        runs[i].status = dh_tool_spawn(cmd, &s);
-        char dir[4300];
-        snprintf(dir, sizeof dir, "%s/run%d", tmp, i + 1);
-        if (rename(cur, dir) != 0 || load_run(dir, &runs[i]) != 0) return -1;
-        if (runs[i].n == 0) {
-            fprintf(stderr, "detheap check: run %d wrote no trace (exit "
-                    "status %d; is %s a dynamically linked program?)\n",
-                    i + 1, runs[i].status, cmd[0]);
-            return -1;
-        }
+    const char *env[] = {e_pre, e_trace, e_stacks, ck->e_log, NULL};
+    if (mkdir(cur, 0700) != 0) return -1;
+    char log[4300];
+    snprintf(log, sizeof log, "%s/log", ck->tmp);
+    struct stat st;
+    long from = stat(log, &st) == 0 ? (long)st.st_size : 0;
+    dh_spawn_t s = {env, ck->in, out, true, aslr_off, &run->status};
+    if (dh_tool_spawn(ck->cmd, &s) < 0) return -1;
+    snprintf(run->dir, sizeof run->dir, "%s/%s", ck->tmp, name);
+    if (rename(cur, run->dir) != 0 || load_run(run) != 0) return -1;
+    read_log(run, log, from);
+    char moved[4400];
+    snprintf(moved, sizeof moved, "%s/output", run->dir);
+    scan_output(run, moved);
+    if (run->n == 0 && run->nproblems == 0) {
+        char how[64];
+        dh_tool_describe_status(run->status, how, sizeof how);
+        fprintf(stderr, "detheap check: %s wrote no trace (it %s; is %s a "
+                "dynamically linked program?)\n", name, how, ck->cmd[0]);
+        return -1;
     }
     return 0;
 }
 
+/* Repeat two runs with ASLR off and say what that shows. */
+static void try_without_aslr(const check_t *ck) {
+    char why[200];
+    if (!dh_tool_aslr_off_works(why, sizeof why)) {
+        printf("ASLR off: not tried: %s\n", why);
+        return;
+    }
+    run_t r[2];
+    memset(r, 0, sizeof r);
+    if (do_run(ck, "aslr-off1", true, &r[0]) == 0 &&
+        do_run(ck, "aslr-off2", true, &r[1]) == 0) {
+        diff_t d = compare_runs(&r[0], &r[1]);
+        if (d.image < 0 && !d.count)
+            printf("with ASLR off (personality ADDR_NO_RANDOMIZE) two more "
+                   "runs made identical calls and got identical addresses: "
+                   "the program's calls depend on non-heap addresses (stack, "
+                   "libraries, mmap), which detheap does not fix.  Check it "
+                   "with --aslr=off (or run it under setarch -R).\n");
+        else if (d.image < 0)
+            printf("with ASLR off the runs still differ (in the number of "
+                   "processes): the cause is not only addresses\n");
+        else
+            printf("with ASLR off the runs still part, at call %zu of heap "
+                   "slot %u: the cause is not (only) addresses - time, the "
+                   "pid, random numbers, input or thread timing\n",
+                   d.index + 1, d.slot);
+    }
+    free_run(&r[0]);
+    free_run(&r[1]);
+}
+
+static void print_problems(const char *lead, int run_no, const run_t *run) {
+    for (int i = 0; i < run->nproblems; i++)
+        printf("%s run %d: %s\n", lead, run_no, run->problems[i]);
+}
+
+static size_t calls_of(const run_t *run) {
+    size_t n = 0;
+    for (int k = 0; k < run->n; k++) n += dh_tdb_calls(run->procs[k]);
+    return n;
+}
+
+/* Every run made the same calls: say how they ended. */
+static int verdict_same(const check_t *ck, run_t *runs) {
+    int st = runs[0].status;
+    for (int j = 1; j < ck->nruns; j++)
+        if (runs[j].status != st) {
+            char a[64], b[64];
+            dh_tool_describe_status(st, a, sizeof a);
+            dh_tool_describe_status(runs[j].status, b, sizeof b);
+            printf("nondeterministic: the runs made identical heap calls "
+                   "but ended differently: run 1 %s, run %d %s\n", a, j + 1,
+                   b);
+            printf("cause: not the heap - the program's behaviour outside "
+                   "its heap calls depends on something that changes from "
+                   "run to run (time, pid, thread timing, input)\n");
+            return DH_EXIT_FAIL;
+        }
+    const dh_tdb_image_t *first = runs[0].procs[0];
+    const dh_tdb_image_t *last = runs[0].procs[runs[0].n - 1];
+    size_t calls = calls_of(&runs[0]);
+    char how[64];
+    dh_tool_describe_status(st, how, sizeof how);
+    if (WIFSIGNALED(st)) {
+        printf("deterministic crash: every run %s after %zu heap calls, "
+               "identical calls and addresses up to there\n", how, calls);
+        /* the last call recorded of the last program image */
+        const dh_tdb_call_t *lc = NULL;
+        unsigned ls = 0;
+        for (unsigned s = 0; s < last->nslots; s++)
+            if (last->slots[s].n && (lc == NULL || s == 0)) {
+                lc = &last->slots[s].v[last->slots[s].n - 1];
+                ls = s;
+            }
+        if (lc) {
+            char d[256];
+            describe_call(lc, d, sizeof d);
+            printf("  last heap call recorded (slot %u): %s\n", ls, d);
+            print_stack("its call stack", last, lc, ck->depth);
+        }
+        return DH_EXIT_CRASH;
+    }
+    if (first->have_end)
+        printf("deterministic: %d runs, fingerprint %016" PRIx64 "\n",
+               ck->nruns, first->fingerprint);
+    else
+        printf("deterministic: %d runs, fingerprint unknown (the first "
+               "process wrote no end record: it ran exec or _exit)\n",
+               ck->nruns);
+    printf("  %d program image%s, %zu heap calls per run, identical calls "
+           "and addresses%s\n", runs[0].n, runs[0].n == 1 ? "" : "s", calls,
+           runs[0].n > 1 ? " (fingerprint of the first process)" : "");
+    if (st != 0) printf("  every run %s\n", how);
+    if (first->nslots > 1) {
+        printf("  threads:");
+        for (uint32_t s = 0; s < first->nslots; s++) {
+            const dh_tdb_slot_t *sl = &first->slots[s];
+            if (sl->n == 0 && !sl->have_thread) continue;
+            printf("%s slot %" PRIu32 " '%s'", s ? "," : "", s,
+                   sl->name[0] ? sl->name : "?");
+        }
+        printf("\n");
+    }
+    return DH_EXIT_OK;
+}
+
+/* Misuse recorded in run 1 (the same in every run, or the runs differ
+ * anyway), with stacks. */
+static void print_run_misuse(const run_t *run, unsigned depth) {
+    for (int i = 0; i < run->n; i++) {
+        const dh_tdb_image_t *im = run->procs[i];
+        if (im->nmisuse == 0) continue;
+        dh_sites_t s;
+        dh_sites_init(&s, im, depth);
+        dh_symbolizer_t *sym =
+            dh_sym_open(im->maps, im->maps ? im->maps_len : 0);
+        printf("in run 1, process %" PRIu64 ":\n", im->pid);
+        dh_sites_print_misuse(stdout, im, sym, &s, "  ");
+        dh_sym_close(sym);
+        dh_sites_free(&s);
+    }
+}
+
+static int check_runs(check_t *ck, run_t *runs, bool incomplete);
+
+static int check_all(check_t *ck, run_t *runs) {
+    for (int i = 0; i < ck->nruns; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "run%d", i + 1);
+        if (do_run(ck, name, ck->aslr_off, &runs[i]) != 0) return DH_EXIT_FAIL;
+    }
+    bool incomplete = false;
+    for (int i = 0; i < ck->nruns; i++) incomplete |= runs[i].nproblems > 0;
+    int rc = check_runs(ck, runs, incomplete);
+    print_run_misuse(&runs[0], ck->depth);
+    return rc;
+}
+
+static int check_runs(check_t *ck, run_t *runs, bool incomplete) {
+    for (int j = 1; j < ck->nruns; j++) {
+        diff_t d = compare_runs(&runs[0], &runs[j]);
+        if (d.image < 0 && !d.count) continue;
+        bool program = report_difference(j + 1, &runs[0], &runs[j], &d,
+                                         ck->depth);
+        if (program && !ck->aslr_off) try_without_aslr(ck);
+        for (int i = 0; i < ck->nruns; i++)
+            print_problems("also incomplete:", i + 1, &runs[i]);
+        return DH_EXIT_FAIL;
+    }
+    if (incomplete) {
+        char counts[512] = "";
+        size_t n = 0;
+        for (int i = 0; i < ck->nruns && n + 40 < sizeof counts; i++)
+            n += (size_t)snprintf(counts + n, sizeof counts - n, "%s%d in run "
+                                  "%d", i ? ", " : "", runs[i].nproblems,
+                                  i + 1);
+        printf("incomplete: processes left no usable trace (%s), so the runs "
+               "cannot be called deterministic; the %d program image%s "
+               "traced in each run made identical calls\n", counts,
+               runs[0].n, runs[0].n == 1 ? "" : "s");
+        for (int i = 0; i < ck->nruns; i++) print_problems(" ", i + 1, &runs[i]);
+        return DH_EXIT_INCOMPLETE;
+    }
+    return verdict_same(ck, runs);
+}
+
+/* The log every traced process reports to: open, not close-on-exec, and
+ * named to the library by descriptor, device and inode. */
+static int open_log(check_t *ck) {
+    char log[4300];
+    snprintf(log, sizeof log, "%s/log", ck->tmp);
+    ck->log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0666);
+    struct stat st;
+    if (ck->log_fd < 0 || fstat(ck->log_fd, &st) != 0) return -1;
+    /* a process running as another user may still write to it */
+    fchmod(ck->log_fd, 0666);
+    snprintf(ck->e_log, sizeof ck->e_log, "DETHEAP_TRACE_LOG=%d:%llu:%llu",
+             ck->log_fd, (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    return 0;
+}
+
 int dh_cmd_check(int argc, char **argv) {
-    int nruns = 2, i = 1;
-    const char *in = "/dev/null";
+    check_t ck = {NULL, 2, "/dev/null", 32, false, NULL, -1, ""};
     bool keep = false;
+    int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--") == 0) {
             i++;
@@ -344,15 +656,23 @@ int dh_cmd_check(int argc, char **argv) {
             fputs(check_usage, stdout);
             return DH_EXIT_OK;
         } else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
-            char *end;
-            long n = strtol(argv[++i], &end, 10);
-            if (*end || n < 2 || n > 100) {
+            long n = dh_tool_count_arg(argv[++i], 100);
+            if (n < 2) {
                 fprintf(stderr, "detheap check: -n wants 2..100\n");
                 return DH_EXIT_USAGE;
             }
-            nruns = (int)n;
+            ck.nruns = (int)n;
+        } else if (strcmp(argv[i], "--depth") == 0 && i + 1 < argc) {
+            long n = dh_tool_count_arg(argv[++i], 240);
+            if (n < 0) {
+                fprintf(stderr, "detheap check: --depth wants 1..240\n");
+                return DH_EXIT_USAGE;
+            }
+            ck.depth = (unsigned)n;
+        } else if (strcmp(argv[i], "--aslr=off") == 0) {
+            ck.aslr_off = true;
         } else if (strcmp(argv[i], "--stdin") == 0 && i + 1 < argc) {
-            in = argv[++i];
+            ck.in = argv[++i];
         } else if (strcmp(argv[i], "--keep") == 0) {
             keep = true;
         } else {
@@ -365,44 +685,24 @@ int dh_cmd_check(int argc, char **argv) {
         fprintf(stderr, "detheap check: no command given\n\n%s", check_usage);
         return DH_EXIT_USAGE;
     }
+    ck.cmd = argv + i;
+    char why[200];
+    if (ck.aslr_off && !dh_tool_aslr_off_works(why, sizeof why) &&
+        strstr(why, "already") == NULL) {
+        fprintf(stderr, "detheap check: --aslr=off: %s\n", why);
+        return DH_EXIT_FAIL;
+    }
     char tmp[4096];
     if (dh_tool_mkdtemp(tmp, sizeof tmp) != 0) {
         perror("detheap check: temporary directory");
         return DH_EXIT_FAIL;
     }
-    run_t *runs = calloc((size_t)nruns, sizeof *runs);
+    ck.tmp = tmp;
     int rc = DH_EXIT_FAIL;
-    if (runs && do_runs(argv + i, nruns, in, tmp, runs) == 0) {
-        rc = DH_EXIT_OK;
-        for (int j = 1; j < nruns && rc == DH_EXIT_OK; j++)
-            rc = compare(j + 1, &runs[0], &runs[j]);
-        if (rc == DH_EXIT_OK) {
-            const proc_t *p = runs[0].procs[0];
-            if (p->have_end)
-                printf("deterministic: %d runs, fingerprint %016" PRIx64 "\n",
-                       nruns, p->fingerprint);
-            else
-                printf("deterministic: %d runs, fingerprint unknown (the "
-                       "first process wrote no end record: it ran exec or "
-                       "was killed)\n", nruns);
-            size_t calls = 0;
-            for (int k = 0; k < runs[0].n; k++)
-                for (unsigned s = 0; s < DH_TRACE_MAX_SLOTS; s++)
-                    calls += runs[0].procs[k]->slots[s].n;
-            printf("  %d process%s, %zu heap calls per run, identical "
-                   "calls and addresses%s\n", runs[0].n,
-                   runs[0].n == 1 ? "" : "es", calls,
-                   runs[0].n > 1 ? " (fingerprint of the first process)" : "");
-        }
-        for (int j = 1; j < nruns; j++)
-            if (runs[j].status != runs[0].status)
-                printf("note: exit status %d in run 1, %d in run %d\n",
-                       runs[0].status, runs[j].status, j + 1);
-    }
-    for (int j = 0; runs && j < nruns; j++) {
-        for (int k = 0; k < runs[j].n; k++) proc_free(runs[j].procs[k]);
-        free(runs[j].procs);
-    }
+    run_t *runs = calloc((size_t)ck.nruns, sizeof *runs);
+    if (runs && open_log(&ck) == 0) rc = check_all(&ck, runs);
+    if (ck.log_fd >= 0) close(ck.log_fd);
+    for (int j = 0; runs && j < ck.nruns; j++) free_run(&runs[j]);
     free(runs);
     if (keep)
         printf("traces and outputs kept in %s\n", tmp);

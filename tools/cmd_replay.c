@@ -76,6 +76,9 @@ static uint32_t take(conv_t *c, uint64_t ptr) {
 
 static int convert(const dh_trace_rec_t *r, void *user) {
     conv_t *c = user;
+    /* exec: a new program, whose heap starts empty; the old program's
+     * blocks stay allocated in the replay, as the process's never freed */
+    if (r->op == DH_TR_EXEC) dh_ptrmap_free(&c->live);
     if (!dh_trace_is_call(r->op)) return 0;
     bool failed = r->flags & 1;
     rop_t op = {0, UINT32_MAX, UINT32_MAX, r->a, r->b};
@@ -355,7 +358,7 @@ int dh_cmd_replay(int argc, char **argv) {
     const char *env[] = {lib[0] ? pre : "LD_PRELOAD", NULL};
     char *cargv[] = {"/proc/self/exe", "__replay-child", (char *)trace, fdarg,
                      expect, NULL};
-    dh_spawn_t s = {env, NULL, NULL, false};
+    dh_spawn_t s = {.env = env};
     int st = dh_tool_spawn(cargv, &s);
     close(fds[1]);
     char line[8192] = "";

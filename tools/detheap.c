@@ -1,14 +1,16 @@
 /*
  * detheap.c - the detheap command-line tool: subcommand dispatch.
  *
- *   detheap run      run a program on detheap; statistics at exit
+ *   detheap run      run a program on detheap; statistics or profile at exit
  *   detheap check    run a program several times; where do the runs part?
+ *   detheap top      a trace's allocation sites, leaks and misuse, by stack
  *   detheap report   draw a recorded trace's heap (gnuplot)
  *   detheap replay   replay a trace against an allocator and measure it
  *   detheap ops      replay an op script of the handle API (docs/OPS.md)
  *
  * Exit codes: 0 success; 1 the operation failed or the runs differ;
- * 2 usage error or malformed input; `run` exits with the program's status.
+ * 2 usage error or malformed input; 3 check's verdict is incomplete; 4
+ * check's runs all crashed alike; `run` exits with the program's status.
  * The manual is docs/detheap.1.
  */
 #include <detheap.h>
@@ -23,14 +25,20 @@ static const char usage[] =
     "usage: detheap <command> [options]\n"
     "\n"
     "commands:\n"
-    "  run [--stats] [--json] [--trace FILE] [--base ADDR] -- CMD ARGS\n"
+    "  run [--stats] [--json] [--top] [--leaks] [--trace FILE] [--base ADDR]\n"
+    "      -- CMD ARGS\n"
     "                 run CMD on detheap; exit with its status\n"
-    "  check [-n N] -- CMD ARGS\n"
+    "  check [-n N] [--aslr=off] [--depth D] -- CMD ARGS\n"
     "                 run CMD N times (default 2); say whether the runs made\n"
-    "                 the same heap calls with the same addresses, or where\n"
-    "                 they first part and from which call stack\n"
+    "                 the same heap calls with the same addresses and ended\n"
+    "                 alike, or where they first part and from which call\n"
+    "                 stack\n"
+    "  top TRACE [-n N] [--depth D] [--leaks]\n"
+    "                 allocation sites by bytes and by calls; blocks live at\n"
+    "                 exit by site; misuse, with stacks\n"
     "  report TRACE -o OUT.svg|OUT.png\n"
-    "                 draw live bytes per size class and the size histogram\n"
+    "                 draw live bytes per size class and per allocation site\n"
+    "                 and the size histogram\n"
     "  replay TRACE [--allocator NAME|PATH]\n"
     "                 replay a trace against detheap, glibc or another\n"
     "                 allocator; time, peak RSS, instructions\n"
@@ -42,7 +50,9 @@ static const char usage[] =
     "  --version      print the version\n"
     "\n"
     "exit status: 0 success, 1 failure or nondeterministic runs, 2 usage\n"
-    "error or malformed input; run passes CMD's status through\n";
+    "error or malformed input, 3 check incomplete (a process left no usable\n"
+    "trace), 4 check: every run crashed alike; run passes CMD's status\n"
+    "through\n";
 
 static const char ops_usage[] =
     "usage: detheap ops [FILE]\n"
@@ -91,6 +101,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "run") == 0) return dh_cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0) return dh_cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0) return dh_cmd_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "top") == 0) return dh_cmd_top(argc - 1, argv + 1);
     if (strcmp(cmd, "replay") == 0) return dh_cmd_replay(argc - 1, argv + 1);
     if (strcmp(cmd, "__replay-child") == 0)
         return dh_cmd_replay_child(argc - 1, argv + 1);

@@ -22,11 +22,12 @@ int dh_model_class_of(uint64_t usable) {
 /* The usable size the library gives a request of n bytes aligned to align
  * (as the block would be counted; alignment above 16 may be served from a
  * bigger class or a large block). */
-static uint64_t usable_of(uint64_t n, uint64_t align) {
+static uint64_t usable_of(const dh_model_t *m, uint64_t n, uint64_t align) {
     uint64_t need = align <= 16 || n > align ? n : align;
     if (need <= DH_MAX_CLASS_SIZE && align <= 4096) {
-        int c = dh_size_class((size_t)need);
-        return dh_class_size(c);
+        int c = dh_class_set_of(m->set, (size_t)need);
+        while (dh_class_set_size(m->set, c) % align != 0) c++;
+        if (c < dh_class_set_count(m->set)) return dh_class_set_size(m->set, c);
     }
     return (n + PAGE - 1) / PAGE * PAGE;
 }
@@ -66,26 +67,28 @@ bool dh_model_apply(dh_model_t *m, const dh_trace_rec_t *r) {
     if (failed) m->failed++;
     switch (r->op) {
     case DH_TR_MALLOC:
-        return failed || add(m, r->c, usable_of(r->a, 16), r->a);
+        return failed || add(m, r->c, usable_of(m, r->a, 16), r->a);
     case DH_TR_CALLOC: {
         uint64_t n = r->a * r->b;
-        return failed || add(m, r->c, usable_of(n, 16), n);
+        return failed || add(m, r->c, usable_of(m, n, 16), n);
     }
     case DH_TR_ALIGNED:
-        return failed || add(m, r->c, usable_of(r->a, r->b), r->a);
+        return failed || add(m, r->c, usable_of(m, r->a, r->b), r->a);
     case DH_TR_FREE:
         if (r->b) drop(m, r->b);
         return true;
     case DH_TR_REALLOC:
         if (failed && r->a != 0) return true; /* the old block stays */
         if (r->b) drop(m, r->b);
-        return r->c == 0 || add(m, r->c, usable_of(r->a, 16), r->a);
+        return r->c == 0 || add(m, r->c, usable_of(m, r->a, 16), r->a);
     default:
         return true;
     }
 }
 
 void dh_model_free(dh_model_t *m) {
+    dh_class_set_t set = m->set;
     dh_ptrmap_free(&m->blocks);
     memset(m, 0, sizeof *m);
+    m->set = set;
 }

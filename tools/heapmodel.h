@@ -5,8 +5,10 @@
  * (the library's own statistics have neither).
  *
  * The model replays call records in file order.  Usable sizes are the
- * class sizes; a large block (class index DH_MODEL_LARGE) counts its
- * request rounded up to whole pages.  With several threads the records of
+ * class sizes of the trace's class set (its header says which); the model's
+ * classes are the spec set's 13, each holding the blocks whose usable size
+ * it would serve (a fine class falls in one of them); a large block (class
+ * index DH_MODEL_LARGE) counts its request rounded up to whole pages.  With several threads the records of
  * different heaps interleave by buffer, so peaks are then approximate.
  */
 #ifndef DH_TOOLS_HEAPMODEL_H
@@ -28,6 +30,7 @@ typedef struct dh_model_class {
 } dh_model_class_t;
 
 typedef struct dh_model {
+    dh_class_set_t set;              /* the trace's class set (set it first) */
     dh_model_class_t cls[DH_MODEL_CLASSES];
     uint64_t live_bytes, peak_bytes; /* all classes */
     uint64_t calls;                  /* call records seen */
@@ -46,6 +49,7 @@ int dh_model_class_of(uint64_t usable);
 /* Display name of a model class: "16", ..., "64K", "large". */
 const char *dh_model_class_name(int c);
 
+/* Free the model's memory and empty it (its class set stays). */
 void dh_model_free(dh_model_t *m);
 
 #endif

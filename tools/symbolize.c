@@ -10,6 +10,8 @@
  */
 #include "symbolize.h"
 
+#include "demangle.h"
+
 #include <elfutils/libdwfl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -83,11 +85,18 @@ bool dh_sym_describe(dh_symbolizer_t *s, uint64_t ra, char *out, size_t cap,
     GElf_Sym sym;
     const char *fn =
         dwfl_module_addrinfo(mod, pc, &off, &sym, NULL, NULL, NULL);
+    char readable[1024];
+    if (fn && dh_demangle(fn, readable, sizeof readable)) fn = readable;
     int n;
-    if (fn)
+    if (fn) {
         n = snprintf(out, cap, "%s+0x%" PRIx64, fn, (uint64_t)off + 1);
-    else
-        n = snprintf(out, cap, "0x%" PRIx64, ra);
+    } else {
+        /* no symbol: the call's address inside the module's file, which
+         * addr2line -e MODULE takes and which does not change with ASLR */
+        Dwarf_Addr bias = 0;
+        if (dwfl_module_getelf(mod, &bias) == NULL) bias = 0;
+        n = snprintf(out, cap, "%s+0x%" PRIx64, modname, pc - bias);
+    }
     if (n < 0 || (size_t)n >= cap) return true;
     Dwfl_Line *line = dwfl_module_getsrc(mod, pc);
     int lineno = 0;

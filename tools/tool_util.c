@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/personality.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -53,7 +54,56 @@ char *dh_tool_preload(const char *const *libs, bool keep_existing) {
     return v;
 }
 
+/* The personality with address-space randomisation off, or -1. */
+static int aslr_off(void) {
+    int cur = personality(0xffffffff);
+    if (cur == -1) return -1;
+    if (personality((unsigned long)cur | ADDR_NO_RANDOMIZE) == -1) return -1;
+    cur = personality(0xffffffff);
+    return cur != -1 && (cur & ADDR_NO_RANDOMIZE) ? 0 : -1;
+}
+
+bool dh_tool_aslr_off_works(char *why, size_t cap) {
+    char *v = dh_tool_slurp("/proc/sys/kernel/randomize_va_space", NULL);
+    bool off_already = v && v[0] == '0';
+    free(v);
+    if (off_already) {
+        snprintf(why, cap, "ASLR is off on this machine already "
+                 "(/proc/sys/kernel/randomize_va_space is 0)");
+        return false;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) _exit(aslr_off() == 0 ? 0 : 1);
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
+        WEXITSTATUS(st) != 0) {
+        snprintf(why, cap, "personality(ADDR_NO_RANDOMIZE) is refused here");
+        return false;
+    }
+    return true;
+}
+
+void dh_tool_describe_status(int st, char *out, size_t cap) {
+    if (WIFSIGNALED(st)) {
+        const char *abbrev = sigabbrev_np(WTERMSIG(st));
+        if (abbrev)
+            snprintf(out, cap, "died of SIG%s", abbrev);
+        else
+            snprintf(out, cap, "died of signal %d", WTERMSIG(st));
+    } else if (WIFEXITED(st)) {
+        snprintf(out, cap, "exited with status %d", WEXITSTATUS(st));
+    } else {
+        snprintf(out, cap, "ended with wait status 0x%x", st);
+    }
+}
+
 static void child_setup(const dh_spawn_t *s) {
+    if (s->aslr_off && aslr_off() != 0) {
+        fprintf(stderr, "detheap: cannot turn ASLR off: %s\n",
+                strerror(errno));
+        _exit(126);
+    }
     for (int i = 0; s->env && s->env[i]; i++) {
         const char *eq = strchr(s->env[i], '=');
         if (eq == NULL) {
@@ -107,6 +157,7 @@ int dh_tool_spawn(char *const *argv, const dh_spawn_t *s) {
     int status = 0, rc = -1;
     if (pid > 0) {
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        if (s->wait_status) *s->wait_status = status;
         rc = WIFEXITED(status) ? WEXITSTATUS(status)
                                : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
                                                      : 1;

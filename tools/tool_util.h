@@ -12,8 +12,10 @@
 
 /* Exit codes of the tool (docs/detheap.1). */
 #define DH_EXIT_OK 0
-#define DH_EXIT_FAIL 1
+#define DH_EXIT_FAIL 1       /* also: check found the runs differ */
 #define DH_EXIT_USAGE 2
+#define DH_EXIT_INCOMPLETE 3 /* check: some process left no usable trace */
+#define DH_EXIT_CRASH 4      /* check: every run crashed the same way */
 
 /* Where to find a library shipped with the tool (libdetheap.so,
  * libdetheap_stack.so): next to the executable (build tree), in ../lib
@@ -32,7 +34,16 @@ typedef struct dh_spawn {
     const char *stdin_path;  /* NULL: inherit */
     const char *output_path; /* NULL: inherit; else stdout+stderr go here */
     bool ignore_signals;     /* parent ignores SIGINT/SIGQUIT meanwhile */
+    bool aslr_off;           /* personality(ADDR_NO_RANDOMIZE) in the child
+                                (it exits 126 if that is refused) */
+    int *wait_status;        /* NULL, or where the raw wait status goes */
 } dh_spawn_t;
+
+/* Whether a child can run with ASLR off; if not, why into why. */
+bool dh_tool_aslr_off_works(char *why, size_t cap);
+
+/* "exited with status 3", "died of SIGSEGV" for a raw wait status. */
+void dh_tool_describe_status(int wait_status, char *out, size_t cap);
 
 /* Run argv (PATH lookup) and wait for it.  Returns its exit status, 128 +
  * signal if it was killed, 127 if it could not be executed (the child says

@@ -54,6 +54,9 @@ const char *dh_trace_op_name(unsigned op) {
     case DH_TR_FRAMES: return "frames";
     case DH_TR_MAPS: return "maps";
     case DH_TR_END: return "end";
+    case DH_TR_NAME: return "name";
+    case DH_TR_EXEC: return "exec";
+    case DH_TR_MISUSE: return "misuse";
     default: return "?";
     }
 }
@@ -71,7 +74,7 @@ static int parse_header(const uint8_t *d, size_t len, dh_trace_header_t *h,
     if (memcmp(d, "DHTRACE1", 8) != 0)
         return fail(err, errlen, 0, "not a detheap trace (bad magic)");
     h->version = le32(d + 8);
-    if (h->version != 1)
+    if (h->version != 1 && h->version != 2)
         return fail(err, errlen, 8, "unsupported trace version %u",
                     h->version);
     uint32_t rs = le32(d + 12);
@@ -83,7 +86,7 @@ static int parse_header(const uint8_t *d, size_t len, dh_trace_header_t *h,
     h->base = le64(d + 32);
     h->reserve = le64(d + 40);
     h->flags = le64(d + 48);
-    if (h->flags & ~(uint64_t)1)
+    if (h->flags & ~(uint64_t)(DH_TRACE_FLAG_STACKS | DH_TRACE_FLAG_OWNER))
         return fail(err, errlen, 48, "unknown header flags 0x%llx",
                     (unsigned long long)h->flags);
     if (le64(d + 56) != 0)
@@ -108,7 +111,8 @@ static int parse_record(const uint8_t *d, size_t len, size_t off,
     r->c = le64(p + 24);
     r->offset = off;
     if (!dh_trace_is_call(r->op) && r->op != DH_TR_THREAD &&
-        r->op != DH_TR_FRAMES && r->op != DH_TR_MAPS && r->op != DH_TR_END)
+        r->op != DH_TR_FRAMES && r->op != DH_TR_MAPS && r->op != DH_TR_END &&
+        r->op != DH_TR_NAME && r->op != DH_TR_EXEC && r->op != DH_TR_MISUSE)
         return fail(err, errlen, off, "record of unknown op %u", r->op);
     if (r->flags & ~1u)
         return fail(err, errlen, off + 1, "%s record with unknown flags 0x%x",
@@ -116,7 +120,10 @@ static int parse_record(const uint8_t *d, size_t len, size_t off,
     if (r->slot >= DH_TRACE_MAX_SLOTS)
         return fail(err, errlen, off + 4, "%s record of slot %u (max %u)",
                     dh_trace_op_name(r->op), r->slot, DH_TRACE_MAX_SLOTS - 1);
-    if (r->op != DH_TR_FRAMES && r->extra != 0)
+    if (r->op == DH_TR_EXEC &&
+        r->c & ~(uint64_t)(DH_TRACE_FLAG_STACKS | DH_TRACE_FLAG_OWNER))
+        return fail(err, errlen, off + 24, "exec record with unknown flags");
+    if (r->op != DH_TR_FRAMES && r->op != DH_TR_MISUSE && r->extra != 0)
         return fail(err, errlen, off + 2, "%s record with extra field %u",
                     dh_trace_op_name(r->op), r->extra);
     return 0;

@@ -17,8 +17,8 @@
 #define DH_TRACE_HEADER_SIZE 64u
 #define DH_TRACE_RECORD_SIZE 32u
 #define DH_TRACE_MAX_SLOTS 1024u
-/* The library records at most 32 frames; allow some head-room for a
- * future library, but not enough to make a corrupt count expensive. */
+/* The library records at most 248 frames (240 of the program's and 8 of
+ * its own); a corrupt count beyond this is rejected. */
 #define DH_TRACE_MAX_FRAMES 256u
 
 enum {
@@ -30,15 +30,23 @@ enum {
     DH_TR_THREAD = 8,
     DH_TR_FRAMES = 9,
     DH_TR_MAPS = 10,
-    DH_TR_END = 11
+    DH_TR_END = 11,
+    DH_TR_NAME = 12,   /* version 2: a = tid, b..c = the thread's name */
+    DH_TR_EXEC = 13,   /* version 2: a new program (exec) starts here */
+    DH_TR_MISUSE = 14  /* version 2: extra = error code, a = pointer */
 };
 
+/* Header flags (and an EXEC record's c). */
+#define DH_TRACE_FLAG_STACKS 1u
+#define DH_TRACE_FLAG_OWNER 2u /* DETHEAP_REMOTE_FREE=owner */
+#define DH_TRACE_FLAG_FINE 4u  /* DETHEAP_CLASSES=fine */
+
 typedef struct dh_trace_header {
-    uint32_t version;     /* 1 */
+    uint32_t version;     /* 1 or 2 */
     uint64_t pid, ppid;   /* the traced process and its parent */
     uint64_t base;        /* DETHEAP_BASE in force */
     uint64_t reserve;     /* DETHEAP_RESERVE in force */
-    uint64_t flags;       /* bit 0: stacks recorded */
+    uint64_t flags;       /* DH_TRACE_FLAG_* */
 } dh_trace_header_t;
 
 /* One record as the reader hands it on.  For FRAMES, `frames` points at

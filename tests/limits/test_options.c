@@ -82,7 +82,8 @@ static void test_malformed_switches(void **state) {
     }
     run(argv, "DETHEAP_STACKS=yes", NULL);
     assert_string_equal(r.err,
-                        "detheap: ignoring DETHEAP_STACKS=yes: expected 0 or 1\n");
+                        "detheap: ignoring DETHEAP_STACKS=yes: expected 0, 1 "
+                        "or a number of frames up to 240\n");
     run(argv, "DETHEAP_STATS=1", NULL);
     assert_int_equal(count(r.err, "detheap: statistics of process"), 1);
     run(argv, "DETHEAP_STATS=json", NULL);

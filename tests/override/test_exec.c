@@ -143,7 +143,8 @@ static void test_malformed_options(void **state) {
     bad_option("DETHEAP_RESERVE=lots", "not a size");
     bad_option("DETHEAP_ON_ERROR=explode", "expected abort, warn or ignore");
     bad_option("DETHEAP_STATS=maybe", "expected 0, 1 or json");
-    bad_option("DETHEAP_STACKS=2", "expected 0 or 1");
+    bad_option("DETHEAP_STACKS=241",
+               "expected 0, 1 or a number of frames up to 240");
     bad_option("DETHEAP_THP=yes", "expected off, auto, always or never");
 }
 

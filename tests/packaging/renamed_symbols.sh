@@ -4,7 +4,7 @@
 # must define no libc name: every global symbol it defines starts with dh_
 # or dhov_, and every function the shared library exports as a libc
 # replacement is there as dhov_NAME.  A function added to
-# src/override/malloc.c or pthread.c without its DH_OV_RENAMED macro would
+# src/override/malloc.c, pthread.c or exec.c without its DH_OV_RENAMED macro would
 # otherwise take over, say, the sanitizer runtime's malloc in every test
 # linked with it.
 #

@@ -1,8 +1,10 @@
 #!/bin/sh
 # symbols.sh - the shared library's ABI surface.  Every exported function
 # must be a public dh_ function declared in detheap.h, a malloc-family or
-# C++ operator new/delete replacement, or one of the pthread wrappers that
-# give each thread its heap (src/thread.c); every function detheap.h
+# C++ operator new/delete replacement, one of the pthread wrappers that
+# give each thread its heap (src/thread.c), or one of the exec wrappers
+# that write a trace out before exec (src/override/exec.c); every function
+# detheap.h
 # declares must be exported; and the SONAME must be the expected one.
 #
 # usage: symbols.sh LIBDETHEAP.SO DETHEAP.H EXPECTED_SONAME
@@ -26,11 +28,13 @@ aligned_alloc memalign valloc pvalloc malloc_usable_size mallinfo mallinfo2
 malloc_trim malloc_stats malloc_info mallopt'
 pthread_wrappers='pthread_create pthread_join pthread_tryjoin_np
 pthread_timedjoin_np pthread_detach'
+exec_wrappers='execve execv execvp execvpe execl execlp execle fexecve
+execveat'
 
 exported=$(nm -D --defined-only "$lib" | awk 'NF == 3 {print $3}' |
            sed 's/@.*//' | sort -u)
 for sym in $exported; do
-    case " $(echo $public $malloc_family $pthread_wrappers) " in
+    case " $(echo $public $malloc_family $pthread_wrappers $exec_wrappers) " in
         *" $sym "*) continue ;;
     esac
     case "$sym" in

@@ -29,7 +29,7 @@ SQL
 
 case $case_name in
 help)
-  for c in run check report replay ops; do
+  for c in run check report replay ops top; do
     expect 0 "$detheap" $c --help; has "usage: detheap $c"
   done
   expect 0 "$detheap" --help; has "check"
@@ -58,7 +58,7 @@ run_stats)
          and has("large") and (.classes[0] | has("live"))' "$work/s.json" \
     >/dev/null || fail "JSON lacks fields: $(cat "$work/s.json")"
   expect 0 "$detheap" run --stats -- sqlite3 :memory: ".read $sql"
-  has "class.*allocs.*frees.*live.*peak.*live bytes.*waste"
+  has "class.*allocs.*frees.*live.*peak.*live bytes.*peak bytes.*free.*rounding"
   has "^total: [0-9]* allocations"
   has "^rejected frees: 0"
   has "^fingerprint: [0-9a-f]\{16\}$"

@@ -84,7 +84,7 @@ tracked=$(sed -n 's/.*total heap usage: \([0-9,]*\) allocs.*/\1/p' "$first" 2>/d
 if [ -z "$tracked" ] || [ "$tracked" = 0 ]; then
     th_fail "memcheck tracked no heap block: it did not see detheap's (not the valgrind-aware library?)"
 elif [ "$stats" = 1 ]; then
-    made=$(cat "$th_tmp"/stats.* 2>/dev/null | sed -n 's/^total: allocs \([0-9]*\),.*/\1/p')
+    made=$(cat "$th_tmp"/stats.* 2>/dev/null | sed -n 's/^total: \([0-9]*\) allocations,.*/\1/p')
     if [ "$(ls "$th_tmp"/stats.* 2>/dev/null | wc -l)" != 1 ]; then
         th_fail "-s needs one process with statistics, found $(ls "$th_tmp"/stats.* 2>/dev/null | wc -l)"
     elif [ "$made" != "$tracked" ]; then
