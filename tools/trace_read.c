@@ -86,7 +86,7 @@ static int parse_header(const uint8_t *d, size_t len, dh_trace_header_t *h,
     h->base = le64(d + 32);
     h->reserve = le64(d + 40);
     h->flags = le64(d + 48);
-    if (h->flags & ~(uint64_t)(DH_TRACE_FLAG_STACKS | DH_TRACE_FLAG_OWNER))
+    if (h->flags & ~(uint64_t)(DH_TRACE_FLAG_STACKS | DH_TRACE_FLAG_OWNER | DH_TRACE_FLAG_FINE))
         return fail(err, errlen, 48, "unknown header flags 0x%llx",
                     (unsigned long long)h->flags);
     if (le64(d + 56) != 0)
@@ -121,7 +121,7 @@ static int parse_record(const uint8_t *d, size_t len, size_t off,
         return fail(err, errlen, off + 4, "%s record of slot %u (max %u)",
                     dh_trace_op_name(r->op), r->slot, DH_TRACE_MAX_SLOTS - 1);
     if (r->op == DH_TR_EXEC &&
-        r->c & ~(uint64_t)(DH_TRACE_FLAG_STACKS | DH_TRACE_FLAG_OWNER))
+        r->c & ~(uint64_t)(DH_TRACE_FLAG_STACKS | DH_TRACE_FLAG_OWNER | DH_TRACE_FLAG_FINE))
         return fail(err, errlen, off + 24, "exec record with unknown flags");
     if (r->op != DH_TR_FRAMES && r->op != DH_TR_MISUSE && r->extra != 0)
         return fail(err, errlen, off + 2, "%s record with extra field %u",

@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define OV_OUT_MAX 262144
+#define OV_OUT_MAX (1 << 20)
 
 typedef struct ov_result {
     bool timed_out;
