@@ -173,7 +173,15 @@ bool dh_os_map_file(uintptr_t at, size_t size, int fd, uint64_t off,
                     bool shared) {
     return REAL(map_file)(at, size, fd, off, shared);
 }
-bool dh_os_wp_open(int fds[2]) { return REAL(wp_open)(fds); }
+static bool wp_refused;
+void dh_fault_refuse_wp(bool refuse) { wp_refused = refuse; }
+bool dh_os_wp_open(int fds[2]) {
+    if (wp_refused) { /* as on a kernel without the feature */
+        errno = ENOSYS;
+        return false;
+    }
+    return REAL(wp_open)(fds);
+}
 void dh_os_wp_close(const int fds[2]) { REAL(wp_close)(fds); }
 bool dh_os_wp_track(const int fds[2], uintptr_t p, size_t size) {
     return REAL(wp_track)(fds, p, size);
