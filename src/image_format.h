@@ -106,7 +106,7 @@ static inline uint64_t dh_img_table_bytes(uint64_t data_start,
  * rotate, multiply by an odd constant: a bijection of the lane for each
  * word, so that a changed word always changes its lane), the tail is
  * padded with zeros, and the lanes, the length and the seed are folded
- * through a 64-bit finaliser.  About 8 bytes per cycle; not a MAC: it
+ * through a 64-bit finaliser.  About 7 bytes per cycle; not a MAC: it
  * finds damage, not a forger. */
 
 static inline uint64_t dh_img_rotl(uint64_t x, unsigned r) {
