@@ -4,7 +4,7 @@
     report.py RESULTS_DIR OUT_MD OUT_PNG
 
 RESULTS_DIR holds tab-separated files written by bench.sh (micro.tsv,
-threads.tsv, ir.tsv, programs.tsv, rss.tsv, handle.tsv, meta.tsv,
+threads.tsv, ir.tsv, programs.tsv, rss.tsv, handle.tsv, image.tsv, meta.tsv,
 allocators.tsv, commands.tsv, notes.txt); any of them may be missing or
 empty, and every table then says what was not measured instead of failing.
 allocators.tsv lists every row in run order, with a third column that is
@@ -646,6 +646,86 @@ plot '{dat}' using 2:xtic(1) title columnheader(2){more}, 1 with lines lc rgb 'b
             "geomean %sx; slower on: %s" % (fmt(g), ", ".join(slower) or "none"),
             "met" if not slower else "not met"))
 
+    def image(self):
+        rows = read_tsv(self.res, "image.tsv")
+        self.w("## Heap images and rollback")
+        self.w()
+        self.w("`build/bench/image` (bench/image.c, static library). **Open vs "
+               "rebuild**: a fresh process builds a pointer structure in a heap "
+               "at a fixed base (a binary search tree of 2 M nodes per GiB, keys "
+               "in random order, each node with a string of 16..496 bytes, one "
+               "in 1000 with a 200 KiB block, every byte written) and saves it; "
+               "fresh processes then build it again, or open the image "
+               "(`dh_heap_open`, private) and walk it: every node in key order "
+               "and every byte of its string and block, or every block's bytes "
+               "in address order. Medians of 3. **Rollback**: the image opened "
+               "privately, a snapshot taken, then rounds of writing one byte "
+               "into 1% of its data pages chosen at random, restored by "
+               "`dh_heap_rollback`, by a `fork()`ed child doing the writes (the "
+               "parent is the snapshot, as fuzzers do it), or by copying the "
+               "whole heap back from a copy. **Write tracking**: finding the "
+               "written pages among 1 GiB of anonymous memory with 1% written.")
+        self.w()
+        opens = [r for r in rows if r[0] == "open"]
+        if not opens:
+            self.w("*Not measured.*")
+            self.w()
+            self.targets.append(("image open + full walk >= 20x faster than "
+                                 "rebuilding", "–", "not measured"))
+            self.targets.append(("rollback after touching 1%: <= 1/50 of a full "
+                                 "copy", "–", "not measured"))
+            return
+        o = opens[0]
+        mib, rebuild, walk, open_s, ok = o[1], float(o[2]), float(o[3]), float(o[4]), o[5]
+        read = float(o[6]) if len(o) > 6 else None
+        built_walk = float(o[7]) if len(o) > 7 else None
+        trows = [["rebuild (allocate, fill, insert)", fmt(rebuild, 3), "1"],
+                 ["open only", fmt(open_s, 4), fmt(rebuild / open_s, 0)],
+                 ["open + walk in key order", fmt(walk, 3), fmt(rebuild / walk, 1)]]
+        if read is not None:
+            trows.append(["open + read every block in address order",
+                          fmt(read, 3), fmt(rebuild / read, 1)])
+        if built_walk is not None:
+            trows.append(["(the key-order walk alone, in the building process)",
+                          fmt(built_walk, 3), "–"])
+        self.w("Structure of %s MiB; the sums agree: %s." % (mib, "yes" if ok == "1" else "**no**"))
+        self.w()
+        self.table(["", "seconds", "rebuild / this"], trows)
+        self.targets.append(("image open + full walk >= 20x faster than rebuilding",
+                             "key-order walk %.1fx, address-order read %sx, open "
+                             "alone %.0fx" % (rebuild / walk,
+                                              fmt(rebuild / read, 1) if read else "–",
+                                              rebuild / open_s),
+                             "met" if rebuild / walk >= 20 else "not met"))
+        rb = {r[1]: r for r in rows if r[0] == "rollback"}
+        if rb:
+            rrows = []
+            for way in ("dh_heap_rollback", "fork", "full-copy"):
+                if way in rb:
+                    r = rb[way]
+                    rrows.append(["`%s`" % way, r[2], fmt(float(r[3]) * 1e3, 2),
+                                  fmt(float(r[4]) * 1e3, 2), fmt(float(r[5]), 2)])
+            self.w("Rollback after writing 1% of the pages (means of 20 rounds, "
+                   "3 for the full copy; restore = the rollback itself, the "
+                   "fork() for fork, the copy back for a full copy):")
+            self.w()
+            self.table(["way", "pages written", "round (ms)", "restore (ms)",
+                        "restore per written page (µs)"], rrows)
+            if "dh_heap_rollback" in rb and "full-copy" in rb:
+                ratio = float(rb["full-copy"][4]) / float(rb["dh_heap_rollback"][4])
+                self.targets.append((
+                    "rollback after touching 1%: <= 1/50 of a full copy",
+                    "1/%.0f" % ratio, "met" if ratio >= 50 else "not met"))
+        tr = [r for r in rows if r[0] == "track"]
+        if tr:
+            self.w("Write tracking on 1 GiB with 1% of the pages written:")
+            self.w()
+            self.table(["tracker", "protect all (ms)", "first write (µs/page)",
+                        "find the written (ms)", "note"],
+                       [["`%s`" % r[1], fmt(float(r[2]) * 1e3, 2), fmt(float(r[3]), 2),
+                         fmt(float(r[4]) * 1e3, 2), r[5] if len(r) > 5 else ""]
+                        for r in tr])
+
     def verdict(self, v, ok):
         if v is None:
             return "not measured"
@@ -674,6 +754,7 @@ plot '{dat}' using 2:xtic(1) title columnheader(2){more}, 1 with lines lc rgb 'b
         self.instructions()
         self.programs()
         self.handle()
+        self.image()
         body = self.lines[body_start:]
         self.lines = self.lines[:body_start]
         self.w("## Targets")

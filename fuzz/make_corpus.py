@@ -182,3 +182,24 @@ big += c_malloc(0xffff, 4) * 3 + c_malloc(300) * 3
 write("fuzz_corrupt", "large_node_garbage", big)
 for k in range(3):
     write("fuzz_corrupt", "random_%d" % k, lcg_bytes(300 + k, 200))
+
+# fuzz_image: a mode byte, then patches REGION8 OFF16 XOR8 of a valid
+# image made by the target itself (see the comment at the top of
+# fuzz_image.c); mode % 4: 0 raw file, 1 patched, 2 patched with the
+# checksums made right again, 3 the same and cut; mode & 4: DH_OPEN_VERIFY.
+def patch(region, off, x):
+    return bytes([region]) + struct.pack("<H", off) + bytes([x])
+
+
+write("fuzz_image", "unpatched", bytes([1]))
+write("fuzz_image", "unpatched_verify", bytes([5]))
+write("fuzz_image", "raw_magic_only", bytes([0]) + b"DHIMAGE\0" + bytes(64))
+write("fuzz_image", "header_byte", bytes([1]) + patch(0, 40, 0x04))
+# the heap header's top (offset 56), a bin's list head (120), the state
+# map and the data, each with the checksums right again
+write("fuzz_image", "heap_top_fixed", bytes([2]) + patch(1, 56, 0x10))
+write("fuzz_image", "bin_head_fixed", bytes([2]) + patch(1, 120, 0x30))
+write("fuzz_image", "state_fixed", bytes([2]) + patch(2, 4200, 0x41))
+write("fuzz_image", "data_fixed_verify", bytes([6]) + patch(3, 16, 0xff))
+write("fuzz_image", "cut_fixed", bytes([3]) + struct.pack("<I", 9000))
+write("fuzz_image", "random_0", bytes([2]) + lcg_bytes(901, 60))

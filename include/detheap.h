@@ -492,6 +492,157 @@ DH_API uint64_t dh_foreign_frees(void);
 /* A name for an error code ("double free", ...), never NULL. */
 DH_API const char *dh_error_name(dh_error_code_t code);
 
+/* ---- heap images, roots and snapshots ----------------------------------- */
+
+/* A heap created at a fixed base (dh_config_t.base) holds only absolute
+ * pointers into its own range, so it can be written to a file and mapped
+ * again at the same base in another process: every pointer, handle,
+ * content and statistic is as it was, and the calls made afterwards give
+ * the addresses they would have given in the saving process.  Snapshots
+ * put any private heap back the way it was, at a cost proportional to the
+ * pages written since.  The file format, and what is checked when, is in
+ * docs/IMAGE.md. */
+
+/* The format version written by dh_heap_save; dh_heap_open refuses others
+ * (ENOEXEC). */
+#define DH_IMAGE_FORMAT 1u
+
+/* dh_heap_open flags: exactly one of PRIVATE and SHARED, optionally
+ * VERIFY. */
+#define DH_OPEN_PRIVATE 1u /* copy-on-write: the file is never changed */
+#define DH_OPEN_SHARED 2u  /* writes reach the file: a persistent heap */
+#define DH_OPEN_VERIFY 4u  /* also check every data page's hash and run
+                              the full dh_heap_check: O(image) */
+
+/* Write the heap to path: a versioned header with checksums, the heap's
+ * header, its committed state map and its carved data, with holes where a
+ * page is zero.  The file is written beside path (path.tmp), flushed to
+ * disk and renamed over path, so path is either the old file or the whole
+ * new one, and a process that has the old one open keeps its old heap.
+ * The heap is unchanged (its root is saved with it).
+ * Cost: O(committed bytes) of reading, O(non-zero pages) of writing, one
+ * fdatasync.  The heap must not be in use by another thread.
+ * Returns 0, or -1 with errno:
+ *   EINVAL        heap is NULL or not a live heap, or was not created at a
+ *                 fixed base (dh_config_t.base 0), or path is NULL;
+ *   EPERM         heap is one of the process heap's heaps;
+ *   ENAMETOOLONG  path is longer than 4000 bytes;
+ *   any errno of open(2), write(2), fallocate(2), fdatasync(2) or rename(2)
+ *                 on the file (ENOENT, EACCES, ENOSPC, EIO ...); path is
+ *                 then left as it was. */
+DH_API int dh_heap_save(dh_heap_t *heap, const char *path);
+
+/* Map the image at path at its base and return its heap.  Lazy: the data
+ * is mapped, not read, so opening costs page faults on use; what is read
+ * and checked before returning is the image header, the heap header and
+ * the state map (their checksums), the heap header's layout against this
+ * library's, and the cheap tier of dh_heap_check (bounds, tables, list
+ * heads, the large tree's root).  Data pages are checked only with
+ * DH_OPEN_VERIFY (or `detheap image check`).  The heap then behaves as the
+ * saved one: same addresses, handles, contents, statistics and root, and
+ * dh_free, dh_heap_of and growth work as on any heap.  Its error policy is
+ * the saved one, except that DH_ON_ERROR_CALLBACK (whose function was the
+ * saving process's) becomes DH_ON_ERROR_IGNORE.
+ * DH_OPEN_PRIVATE maps the file copy-on-write (the file is never written);
+ * the file may be opened privately by many processes at once.
+ * DH_OPEN_SHARED maps it shared: every write to the heap reaches the file,
+ * growth extends it, and dh_heap_destroy seals it (rewrites its checksums)
+ * for the next process; only one process may have it open shared, and none
+ * privately meanwhile.  An image whose shared writer died before sealing
+ * is opened after the full dh_heap_check instead of its checksums.
+ * dh_heap_destroy unmaps the heap and closes the file.
+ * Cost: O(state map) (1/16 of the committed data) plus a few system calls;
+ * with DH_OPEN_VERIFY O(image).  Thread-safe.
+ * Fails, returning NULL with nothing left mapped and the file unchanged,
+ * with errno:
+ *   EINVAL   flags is not one of the combinations above or path is NULL;
+ *            the file is truncated or damaged (a checksum, a header field
+ *            or the heap check disagrees);
+ *   ENOEXEC  the file is not a detheap image, or one this library cannot
+ *            open: another format version, another layout of the heap
+ *            header (DH_IMAGE_LAYOUT), other size classes, another page
+ *            size;
+ *   EEXIST   part of the image's range is already mapped in this process;
+ *   EBUSY    another process has the file open in a mode that excludes
+ *            this one (a shared opener excludes every other);
+ *   ENOMEM   the range could not be reserved;
+ *   any errno of open(2) on path (ENOENT, EACCES ...). */
+DH_API DH_NODISCARD dh_heap_t *dh_heap_open(const char *path,
+                                            unsigned flags);
+
+/* One pointer kept in the heap's header, saved and opened with it and
+ * restored by dh_heap_rollback: where a program finds its data in an image
+ * (usually a block of the heap, but any value is kept).  dh_heap_reset
+ * clears it.  O(1); NULL heap: no-op / NULL. */
+DH_API void dh_heap_set_root(dh_heap_t *heap, void *root);
+DH_API void *dh_heap_root(const dh_heap_t *heap);
+
+/* What `detheap image info` prints: read from the file's headers alone,
+ * without mapping the heap. */
+typedef struct dh_image_info {
+    uint32_t struct_size;     /* sizeof(dh_image_info_t) of the caller */
+    uint32_t format;          /* the image's format version */
+    uint32_t layout;          /* its heap-header layout version */
+    uint32_t sealed;          /* 1: checksums current; 0: a shared writer
+                                 has it open, or died before sealing */
+    uint32_t data_hashed;     /* 1: per-chunk data hashes are current */
+    uint32_t class_count;     /* size classes recorded */
+    uint32_t class_sizes[64]; /* their sizes, the first class_count */
+    uint64_t library_version; /* DH_VERSION of the library that wrote it */
+    uint64_t base;            /* where it maps */
+    uint64_t reserve;         /* its range's size */
+    uint64_t file_bytes;      /* the file's length (holes included) */
+    uint64_t committed_bytes; /* header, state map and data mapped */
+    uint64_t storage_bytes;   /* carved data */
+    uint64_t live_count;      /* blocks in use */
+    uint64_t live_bytes;
+    uint64_t root;            /* dh_heap_root, as an address */
+} dh_image_info_t;
+
+/* Fill *out (out_size = sizeof *out) from the image at path, verifying its
+ * header checksum.  O(1): reads the two headers.  Returns 0, or -1 with
+ * errno as dh_heap_open (EINVAL, ENOEXEC, open(2)'s), or EINVAL for a
+ * NULL out or an out_size below 8. */
+DH_API int dh_image_info(const char *path, dh_image_info_t *out,
+                         size_t out_size);
+
+/* A snapshot of a private heap: its header (statistics and root), state
+ * map and data as they were.  Taking one copies the heap's committed
+ * memory (pages that are zero cost nothing) and asks the kernel to track
+ * writes to it (userfaultfd write-protection, asynchronous: no handler,
+ * no signal); rolling back copies back only the pages written since the
+ * snapshot or the last rollback, and gives back the memory the heap
+ * committed since.  A snapshot may be rolled back to any number of times.
+ * Where the kernel offers no such tracking, rollback copies everything
+ * back (O(committed bytes)), with the same result. */
+typedef struct dh_snapshot dh_snapshot_t;
+
+/* Take a snapshot of heap.  Cost: O(committed bytes) of copying, once.
+ * The heap must not be in use by another thread.  Fails, returning NULL
+ * with errno:
+ *   EINVAL  heap is NULL or not a live heap, or an image opened with
+ *           DH_OPEN_SHARED (its pages belong to the file);
+ *   EPERM   heap is one of the process heap's heaps;
+ *   EBUSY   heap already has a snapshot (free it first);
+ *   ENOMEM  no memory for the copy. */
+DH_API DH_NODISCARD dh_snapshot_t *dh_heap_snapshot(dh_heap_t *heap);
+
+/* Put heap back exactly as it was when snap was taken: every byte of its
+ * header (statistics, free lists, root), state map and data; the calls
+ * made afterwards return what they returned after the snapshot.  Every
+ * pointer and handle obtained since is invalid.  Cost: O(pages written
+ * since the last rollback or the snapshot) plus a scan of the page tables
+ * of the snapshot's range (about 0.6 ms per GiB); O(committed bytes) where
+ * writes are not tracked.  Not thread-safe with other uses of the heap.
+ * Returns false with errno EINVAL, changing nothing, if heap or snap is
+ * NULL, or snap is not a snapshot of heap. */
+DH_API bool dh_heap_rollback(dh_heap_t *heap, const dh_snapshot_t *snap);
+
+/* Free a snapshot (the heap, if it still exists, is not changed and may
+ * take another).  NULL is a no-op.  May be called after the heap was
+ * destroyed. */
+DH_API void dh_snapshot_free(dh_snapshot_t *snap);
+
 #ifdef __cplusplus
 }
 #endif

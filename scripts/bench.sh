@@ -97,7 +97,7 @@ fi
 BUILD_TYPE=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
 MICRO=$BENCH_BIN/micro THREADS=$BENCH_BIN/threads
 PEAKRSS=$BENCH_BIN/peakrss HANDLE=$BENCH_BIN/handle_ops
-for p in "$MICRO" "$THREADS" "$PEAKRSS" "$HANDLE"; do
+for p in "$MICRO" "$THREADS" "$PEAKRSS" "$HANDLE" "$BENCH_BIN/image"; do
     [ -x "$p" ] || die "missing benchmark program $p"
 done
 
@@ -373,6 +373,17 @@ for ops in "$REPO"/tests/conformance/case*.ops; do
         done
     done
 done
+
+# ---- heap images and rollback ------------------------------------------------------
+# bench/image.c: open + walk of a 1 GiB image against rebuilding it; rollback
+# of 1% of its pages against fork() and a full copy; the write trackers.
+# About a minute; the image goes to BUILD/bench (removed afterwards).
+log "heap images and rollback"
+IMAGE_MIB=$(( QUICK == 1 ? 256 : 1024 ))
+echo "image	all	$BUILD_ARG/bench/image all $BUILD_ARG/bench $IMAGE_MIB" >>"$RES/commands.tsv"
+if ! "$BENCH_BIN/image" all "$BENCH_BIN" "$IMAGE_MIB" >"$RES/image.tsv" 2>"$RES/image.err"; then
+    note "image benchmark failed: $(tail -n 1 "$RES/image.err")"
+fi
 
 # ---- report ------------------------------------------------------------------------
 T_END=$(date +%s)

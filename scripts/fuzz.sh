@@ -29,7 +29,7 @@ scratch=$(mktemp -d "${TMPDIR:-/tmp}/detheap-fuzz.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT INT TERM
 
 status=0
-for target in fuzz_handle fuzz_pointer fuzz_corrupt fuzz_override fuzz_options fuzz_trace; do
+for target in fuzz_handle fuzz_pointer fuzz_corrupt fuzz_override fuzz_options fuzz_trace fuzz_image; do
   if [ ! -x "$build/$target" ]; then
     echo "$target: not built (its source is missing), skipped"
     continue

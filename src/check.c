@@ -302,3 +302,36 @@ dh_check_t dh_heap_check(const dh_heap_t *h) {
     if (h == NULL) return DH_CHECK_I8;
     return dh_heap_check_part(h, NULL);
 }
+
+/* ---- the cheap tier ------------------------------------------------------ */
+
+/* Bin c's carve range: none, or a run of whole blocks inside one span of
+ * the carved data. */
+static bool carve_ok(const dh_heap_t *h, const dh_bin_t *b, int c) {
+    if (b->carve == 0 && b->carve_end == 0) return true;
+    return h->data_start <= b->carve && b->carve <= b->carve_end &&
+           b->carve_end <= h->top && b->carve_end - b->carve <= DH_SPAN &&
+           (b->carve_end - b->carve) % dh_class_sizes[c] == 0;
+}
+
+dh_check_t dh_heap_check_cheap(const dh_heap_t *h) {
+    if (h == NULL) return DH_CHECK_I8;
+    dh_check_t r = check_bounds(h);
+    if (r != DH_CHECK_OK) return r;
+    if (h->state_commit_end > h->data_start) return DH_CHECK_I8;
+    r = check_tables(h);
+    if (r != DH_CHECK_OK) return r;
+    for (int c = 0; c < DH_NUM_CLASSES; c++) {
+        const dh_bin_t *b = &h->bins[c];
+        uintptr_t head = (uintptr_t)b->head;
+        if (b->free_state != DH_ST_FREE + c || !carve_ok(h, b, c) ||
+            (b->foreign != NULL && !h->process))
+            return DH_CHECK_I3;
+        if (head != 0 && ((head & (DH_GRANULE - 1)) || !dh_in_data(h, head) ||
+                          *dh_state_at(h, head) != DH_ST_FREE + c))
+            return DH_CHECK_I3;
+    }
+    if (h->large_root != NULL && !dh_large_node_ok(h, h->large_root))
+        return DH_CHECK_I7;
+    return DH_CHECK_OK;
+}

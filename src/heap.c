@@ -10,6 +10,7 @@
  * class, one store, and a push.  Everything else is on the slow paths.
  */
 #include "fastpath.h"
+#include "image.h"
 
 #include <errno.h>
 #include <string.h>
@@ -46,7 +47,12 @@ dh_heap_t *dh_heap_create(const dh_config_t *cfg) {
 }
 
 void dh_heap_destroy(dh_heap_t *h) {
-    if (h != NULL && h->magic == DH_HEAP_MAGIC) dh_region_destroy(h);
+    if (h == NULL || h->magic != DH_HEAP_MAGIC) return;
+    dh_snapshot_detach(h);
+    if (h->ext.image_mode != 0)
+        dh_image_destroy(h); /* unmaps, seals a shared image */
+    else
+        dh_region_destroy(h);
 }
 
 /* Tell a memory checker that a live block found by the walk is gone. */

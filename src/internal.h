@@ -251,6 +251,23 @@ typedef struct dh_large_node {
 
 #define DH_HEAP_MAGIC 0x70616568746564ull /* "detheap" */
 
+/* What a heap keeps for images and snapshots.  Only `root` and
+ * `fixed_base` mean anything in a saved image; the other fields belong to
+ * the process that has the heap and are cleared in the saved copy. */
+typedef struct dh_heap_ext {
+    void *root;             /* dh_heap_set_root */
+    bool fixed_base;        /* created at a base the caller chose */
+    uint32_t image_mode;    /* 0, or DH_OPEN_PRIVATE / DH_OPEN_SHARED:
+                               mapped from an image file */
+    int image_fd;           /* that file (locked), when image_mode != 0 */
+    uint64_t body_off;      /* file offset of the first state-map byte
+                               saved (the span map), when image_mode != 0 */
+    /* Commits the pages [p, p + n) of the state map or the data instead of
+     * the OS layer (a shared image maps them from its file), or NULL. */
+    bool (*commit_hook)(struct dh_heap *h, uintptr_t p, uintptr_t n);
+    struct dh_snapshot *snapshot; /* the heap's snapshot, or NULL */
+} dh_heap_ext_t;
+
 struct dh_heap {
     uint64_t magic;          /* DH_HEAP_MAGIC while the heap exists */
     uintptr_t base;          /* first byte of the range (also the header) */
@@ -329,6 +346,10 @@ struct dh_heap {
                                  the OS refused (0: none); targets at or
                                  past it fail at once, without a system
                                  call */
+    /* Images, roots and snapshots (image.c, snapshot.c); last, so that the
+     * rest of the struct is laid out without them.  dh_heap_reset keeps
+     * them, but for the root. */
+    dh_heap_ext_t ext;
 };
 
 /* Bytes of trace buffered per heap (in the heap's header area). */
@@ -452,6 +473,16 @@ DH_HIDDEN bool dh_region_pack(uintptr_t start, uint32_t count,
  * its error policy and what it has committed (dh_heap_reset). */
 DH_HIDDEN void dh_region_relayout(dh_heap_t *h);
 DH_HIDDEN void dh_region_destroy(dh_heap_t *h);
+/* Lay out in *out the header a heap of class set `classes` created at
+ * base with a range of size bytes ending end bytes above base would have
+ * (an image's heap header is compared with it), without touching memory
+ * outside *out. */
+DH_HIDDEN void dh_region_layout_of(dh_heap_t *out, uintptr_t base,
+                                   uintptr_t size, uintptr_t end,
+                                   dh_class_set_t classes);
+/* Enter h, a heap whose range this process has just mapped (an image),
+ * into the heap map; false if a granule it needs is taken or packed. */
+DH_HIDDEN bool dh_region_adopt(dh_heap_t *h);
 /* Huge-page policy of a heap, set before its first allocation: off (the
  * default of every heap: no advice, the system's own policy), auto (huge
  * pages past its first DH_HUGE_AFTER bytes of data), always (from the
@@ -540,6 +571,11 @@ typedef struct dh_census {
     uint64_t live_bytes;
 } dh_census_t;
 DH_HIDDEN dh_check_t dh_heap_check_part(const dh_heap_t *h, dh_census_t *out);
+/* The cheap tier of dh_heap_check (what dh_heap_open runs): the bounds
+ * (I8), the fast paths' tables and each bin's carve range and list heads
+ * (I3), the large tree's root (I7).  O(tables), reads no data page but
+ * the ones the list heads and the root are in. */
+DH_HIDDEN dh_check_t dh_heap_check_cheap(const dh_heap_t *h);
 
 /* diag.c: reporting misuse through the error policy. */
 DH_HIDDEN void dh_report(dh_heap_t *h, const char *call, const void *ptr,

@@ -98,6 +98,68 @@ DH_HIDDEN void DH_OS_FN(thread_name)(char out[16]);
 DH_HIDDEN uint64_t DH_OS_FN(pid)(void);
 DH_HIDDEN uint64_t DH_OS_FN(ppid)(void);
 
+/* Image files (image.c).  Each returns false (or -1) with errno set, and
+ * preserves errno on success.
+ * file_open: open path read-only, or read-write (write), creating or
+ * truncating it with mode 0644 (create); close-on-exec.  Returns the
+ * descriptor or -1.
+ * file_lock: a non-blocking advisory lock on the whole file (flock),
+ * exclusive or shared, held until the descriptor is closed; EBUSY if
+ * another open file holds a conflicting one.
+ * file_size: its length.  pread_all / pwrite_all: exactly len bytes at
+ * off, retrying short transfers and EINTR; pread_all fails with EINVAL at
+ * the end of the file.  file_reserve: make [off, off + len) of the file
+ * allocated on disk (ENOSPC now rather than SIGBUS later), extending it
+ * if needed.  file_truncate: set its length.  file_sync: fdatasync.
+ * file_rename / file_unlink: rename(2), unlink(2) (unlink ignores
+ * errors). */
+DH_HIDDEN int DH_OS_FN(file_open)(const char *path, bool write, bool create);
+DH_HIDDEN bool DH_OS_FN(file_lock)(int fd, bool exclusive);
+DH_HIDDEN bool DH_OS_FN(file_size)(int fd, uint64_t *size);
+DH_HIDDEN bool DH_OS_FN(pread_all)(int fd, void *buf, size_t len,
+                                   uint64_t off);
+DH_HIDDEN bool DH_OS_FN(pwrite_all)(int fd, const void *buf, size_t len,
+                                    uint64_t off);
+DH_HIDDEN bool DH_OS_FN(file_reserve)(int fd, uint64_t off, uint64_t len);
+DH_HIDDEN bool DH_OS_FN(file_truncate)(int fd, uint64_t size);
+DH_HIDDEN bool DH_OS_FN(file_sync)(int fd);
+DH_HIDDEN bool DH_OS_FN(file_rename)(const char *from, const char *to);
+DH_HIDDEN void DH_OS_FN(file_unlink)(const char *path);
+
+/* Map [at, at + size) of a range this process reserved to the file's
+ * bytes [off, off + size), readable and writable, replacing what was
+ * there: copy-on-write (!shared) or shared with the file.  at, size and
+ * off are multiples of the OS page.  false (errno ENOMEM, or the OS's)
+ * leaves the range as it was or unmapped; the caller releases it. */
+DH_HIDDEN bool DH_OS_FN(map_file)(uintptr_t at, size_t size, int fd,
+                                  uint64_t off, bool shared);
+
+/* Write tracking (snapshot.c): the kernel's asynchronous write
+ * protection (userfaultfd with UFFD_FEATURE_WP_ASYNC and
+ * WP_UNPOPULATED, read back with the PAGEMAP_SCAN ioctl, Linux 6.7 on):
+ * a write to a protected page is let through at once, the page is marked
+ * written, and a scan lists the written pages and can protect them again.
+ * No handler thread, no signal.
+ * wp_open: fds[0] the tracker, fds[1] the scanner; false (errno ENOSYS,
+ * EPERM, EINVAL: the kernel has no such feature, or forbids it) if
+ * writes cannot be tracked.  wp_close closes both.
+ * wp_track: protect [p, p + size) (anonymous or private memory of this
+ * process) and track writes to it from now on.
+ * wp_scan: the runs of written pages in [start, end), at most cap of them,
+ * into out (as [start, end) pairs), protecting them again if `protect`;
+ * returns how many, and in *next where the scan stopped (end, unless out
+ * filled up); -1 with errno on failure. */
+typedef struct dh_os_run {
+    uintptr_t start, end;
+} dh_os_run_t;
+DH_HIDDEN bool DH_OS_FN(wp_open)(int fds[2]);
+DH_HIDDEN void DH_OS_FN(wp_close)(const int fds[2]);
+DH_HIDDEN bool DH_OS_FN(wp_track)(const int fds[2], uintptr_t p, size_t size);
+DH_HIDDEN long DH_OS_FN(wp_scan)(const int fds[2], uintptr_t start,
+                                 uintptr_t end, bool protect,
+                                 dh_os_run_t *out, size_t cap,
+                                 uintptr_t *next);
+
 /* For SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGABRT whose disposition is
  * still the default: run fn(sig) on such a signal, then die of it as by
  * default (the handler is reset first).  A signal the program handles

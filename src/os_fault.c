@@ -134,3 +134,69 @@ long dh_os_read(int fd, void *buf, size_t len) {
 void dh_os_close(int fd) { REAL(close)(fd); }
 uint64_t dh_os_pid(void) { return REAL(pid)(); }
 uint64_t dh_os_ppid(void) { return REAL(ppid)(); }
+
+/* Image files and write tracking: forwarded as they are. */
+int REAL(file_open)(const char *path, bool write, bool create);
+bool REAL(file_lock)(int fd, bool exclusive);
+bool REAL(file_size)(int fd, uint64_t *size);
+bool REAL(pread_all)(int fd, void *buf, size_t len, uint64_t off);
+bool REAL(pwrite_all)(int fd, const void *buf, size_t len, uint64_t off);
+bool REAL(file_reserve)(int fd, uint64_t off, uint64_t len);
+bool REAL(file_truncate)(int fd, uint64_t size);
+bool REAL(file_sync)(int fd);
+bool REAL(file_rename)(const char *from, const char *to);
+void REAL(file_unlink)(const char *path);
+bool REAL(map_file)(uintptr_t at, size_t size, int fd, uint64_t off,
+                    bool shared);
+bool REAL(wp_open)(int fds[2]);
+void REAL(wp_close)(const int fds[2]);
+bool REAL(wp_track)(const int fds[2], uintptr_t p, size_t size);
+long REAL(wp_scan)(const int fds[2], uintptr_t start, uintptr_t end,
+                   bool protect, dh_os_run_t *out, size_t cap,
+                   uintptr_t *next);
+int dh_os_file_open(const char *path, bool write, bool create) {
+    return REAL(file_open)(path, write, create);
+}
+bool dh_os_file_lock(int fd, bool exclusive) {
+    return REAL(file_lock)(fd, exclusive);
+}
+bool dh_os_file_size(int fd, uint64_t *size) { return REAL(file_size)(fd, size); }
+bool dh_os_pread_all(int fd, void *buf, size_t len, uint64_t off) {
+    return REAL(pread_all)(fd, buf, len, off);
+}
+bool dh_os_pwrite_all(int fd, const void *buf, size_t len, uint64_t off) {
+    return REAL(pwrite_all)(fd, buf, len, off);
+}
+bool dh_os_file_reserve(int fd, uint64_t off, uint64_t len) {
+    return REAL(file_reserve)(fd, off, len);
+}
+bool dh_os_file_truncate(int fd, uint64_t size) {
+    return REAL(file_truncate)(fd, size);
+}
+bool dh_os_file_sync(int fd) { return REAL(file_sync)(fd); }
+bool dh_os_file_rename(const char *from, const char *to) {
+    return REAL(file_rename)(from, to);
+}
+void dh_os_file_unlink(const char *path) { REAL(file_unlink)(path); }
+bool dh_os_map_file(uintptr_t at, size_t size, int fd, uint64_t off,
+                    bool shared) {
+    return REAL(map_file)(at, size, fd, off, shared);
+}
+static bool wp_refused;
+void dh_fault_refuse_wp(bool refuse) { wp_refused = refuse; }
+bool dh_os_wp_open(int fds[2]) {
+    if (wp_refused) { /* as on a kernel without the feature */
+        errno = ENOSYS;
+        return false;
+    }
+    return REAL(wp_open)(fds);
+}
+void dh_os_wp_close(const int fds[2]) { REAL(wp_close)(fds); }
+bool dh_os_wp_track(const int fds[2], uintptr_t p, size_t size) {
+    return REAL(wp_track)(fds, p, size);
+}
+long dh_os_wp_scan(const int fds[2], uintptr_t start, uintptr_t end,
+                   bool protect, dh_os_run_t *out, size_t cap,
+                   uintptr_t *next) {
+    return REAL(wp_scan)(fds, start, end, protect, out, cap, next);
+}

@@ -35,4 +35,8 @@ void dh_fault_advice_clear(void);
  * pages. */
 void dh_fault_refuse_advice(bool refuse);
 
+/* While refuse is set, write tracking cannot be had, as on a kernel
+ * without asynchronous userfaultfd write protection. */
+void dh_fault_refuse_wp(bool refuse);
+
 #endif /* DH_OS_FAULT_H */

@@ -14,15 +14,45 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/userfaultfd.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+/* Asynchronous write protection and PAGEMAP_SCAN (Linux 6.7), for system
+ * headers older than the kernel. */
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1u << 15)
+#endif
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1u << 13)
+#endif
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef PAGEMAP_SCAN
+struct page_region {
+    __u64 start, end, categories;
+};
+struct pm_scan_arg {
+    __u64 size, flags, start, end, walk_end, vec, vec_len, max_pages;
+    __u64 category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#define PM_SCAN_WP_MATCHING (1 << 0)
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
+#define PAGE_IS_WRITTEN (1 << 1)
+#endif
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -223,6 +253,209 @@ void DH_OS_FN(thread_name)(char out[16]) {
     errno = saved;
 }
 uint64_t DH_OS_FN(ppid)(void) { return (uint64_t)getppid(); }
+
+/* ---- image files ---------------------------------------------------------- */
+
+int DH_OS_FN(file_open)(const char *path, bool write, bool create) {
+    int flags = O_CLOEXEC | (write ? O_RDWR : O_RDONLY);
+    if (create) flags |= O_CREAT | O_TRUNC;
+    int fd;
+    do fd = open(path, flags, 0644);
+    while (fd < 0 && errno == EINTR);
+    return fd;
+}
+
+bool DH_OS_FN(file_lock)(int fd, bool exclusive) {
+    int saved = errno, r;
+    do r = flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB);
+    while (r != 0 && errno == EINTR);
+    if (r != 0) {
+        if (errno == EWOULDBLOCK) errno = EBUSY;
+        return false;
+    }
+    errno = saved;
+    return true;
+}
+
+bool DH_OS_FN(file_size)(int fd, uint64_t *size) {
+    int saved = errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0) return false;
+    *size = (uint64_t)st.st_size;
+    errno = saved;
+    return true;
+}
+
+bool DH_OS_FN(pread_all)(int fd, void *buf, size_t len, uint64_t off) {
+    int saved = errno;
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, (off_t)off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return false;
+        if (n == 0) {
+            errno = EINVAL; /* the file ends first */
+            return false;
+        }
+        p += n;
+        off += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    errno = saved;
+    return true;
+}
+
+bool DH_OS_FN(pwrite_all)(int fd, const void *buf, size_t len, uint64_t off) {
+    int saved = errno;
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (n == 0) errno = EIO;
+            return false;
+        }
+        p += n;
+        off += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    errno = saved;
+    return true;
+}
+
+bool DH_OS_FN(file_reserve)(int fd, uint64_t off, uint64_t len) {
+    int saved = errno, r;
+    do r = fallocate(fd, 0, (off_t)off, (off_t)len);
+    while (r != 0 && errno == EINTR);
+    if (r != 0 && (errno == EOPNOTSUPP || errno == ENOSYS)) {
+        /* no allocation on this file system: at least the length */
+        struct stat st;
+        if (fstat(fd, &st) != 0) return false;
+        r = (uint64_t)st.st_size >= off + len ? 0
+                                               : ftruncate(fd, (off_t)(off + len));
+    }
+    if (r != 0) return false;
+    errno = saved;
+    return true;
+}
+
+bool DH_OS_FN(file_truncate)(int fd, uint64_t size) {
+    int saved = errno;
+    if (ftruncate(fd, (off_t)size) != 0) return false;
+    errno = saved;
+    return true;
+}
+
+bool DH_OS_FN(file_sync)(int fd) {
+    int saved = errno;
+    if (fdatasync(fd) != 0) return false;
+    errno = saved;
+    return true;
+}
+
+bool DH_OS_FN(file_rename)(const char *from, const char *to) {
+    int saved = errno;
+    if (rename(from, to) != 0) return false;
+    errno = saved;
+    return true;
+}
+
+void DH_OS_FN(file_unlink)(const char *path) {
+    int saved = errno;
+    unlink(path);
+    errno = saved;
+}
+
+bool DH_OS_FN(map_file)(uintptr_t at, size_t size, int fd, uint64_t off,
+                        bool shared) {
+    int saved = errno;
+    int flags = MAP_FIXED | (shared ? MAP_SHARED : MAP_PRIVATE | MAP_NORESERVE);
+    void *p = mmap((void *)at, size, PROT_READ | PROT_WRITE, flags, fd,
+                   (off_t)off);
+    if (p == MAP_FAILED) {
+        if (errno != EACCES && errno != ENODEV) errno = ENOMEM;
+        return false;
+    }
+    errno = saved;
+    return true;
+}
+
+/* ---- write tracking ---------------------------------------------------------- */
+
+bool DH_OS_FN(wp_open)(int fds[2]) {
+    int saved = errno;
+    long uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    if (uffd < 0 && errno == EPERM) /* unprivileged: user faults only */
+        uffd = syscall(SYS_userfaultfd,
+                       O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+    if (uffd < 0) return false;
+    const __u64 want = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
+    struct uffdio_api api = {.api = UFFD_API, .features = want};
+    if (ioctl((int)uffd, UFFDIO_API, &api) != 0 ||
+        (api.features & want) != want) {
+        close((int)uffd);
+        errno = ENOSYS;
+        return false;
+    }
+    int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (pagemap < 0) {
+        close((int)uffd);
+        return false;
+    }
+    fds[0] = (int)uffd;
+    fds[1] = pagemap;
+    errno = saved;
+    return true;
+}
+
+void DH_OS_FN(wp_close)(const int fds[2]) {
+    int saved = errno;
+    close(fds[0]);
+    close(fds[1]);
+    errno = saved;
+}
+
+bool DH_OS_FN(wp_track)(const int fds[2], uintptr_t p, size_t size) {
+    int saved = errno;
+    struct uffdio_register reg = {.range = {p, size},
+                                  .mode = UFFDIO_REGISTER_MODE_WP};
+    if (ioctl(fds[0], UFFDIO_REGISTER, &reg) != 0) return false;
+    struct uffdio_writeprotect wp = {.range = {p, size},
+                                     .mode = UFFDIO_WRITEPROTECT_MODE_WP};
+    if (ioctl(fds[0], UFFDIO_WRITEPROTECT, &wp) != 0) {
+        struct uffdio_range r = {p, size};
+        ioctl(fds[0], UFFDIO_UNREGISTER, &r);
+        return false;
+    }
+    errno = saved;
+    return true;
+}
+
+long DH_OS_FN(wp_scan)(const int fds[2], uintptr_t start, uintptr_t end,
+                       bool protect, dh_os_run_t *out, size_t cap,
+                       uintptr_t *next) {
+    int saved = errno;
+    struct page_region vec[128];
+    struct pm_scan_arg arg = {
+        .size = sizeof arg,
+        .flags = PM_SCAN_CHECK_WPASYNC | (protect ? PM_SCAN_WP_MATCHING : 0),
+        .start = start,
+        .end = end,
+        .vec = (uintptr_t)vec,
+        .vec_len = cap < 128 ? cap : 128,
+        .category_mask = PAGE_IS_WRITTEN,
+        .return_mask = PAGE_IS_WRITTEN,
+    };
+    long n = ioctl(fds[1], PAGEMAP_SCAN, &arg);
+    if (n < 0) return -1;
+    for (long i = 0; i < n; i++) {
+        out[i].start = (uintptr_t)vec[i].start;
+        out[i].end = (uintptr_t)vec[i].end;
+    }
+    *next = (uintptr_t)arg.walk_end;
+    errno = saved;
+    return n;
+}
 
 static void (*fatal_fn)(int);
 

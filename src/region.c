@@ -209,6 +209,8 @@ void dh_region_relayout(dh_heap_t *h) {
     h->commit_end = keep.commit_end;
     h->state_commit_end = keep.state_commit_end;
     h->fast_granules = keep.fast_granules;
+    h->ext = keep.ext;
+    h->ext.root = NULL;
 }
 
 /* No granule of [base, base + bytes) is packed (a heap the OS placed in
@@ -233,7 +235,8 @@ static void release_range(uintptr_t base, uintptr_t mapped, bool grows,
         dh_os_release((void *)data_from, data_end - data_from);
 }
 
-static bool take(const dh_heap_t *h, uintptr_t p, uintptr_t n) {
+static bool take(dh_heap_t *h, uintptr_t p, uintptr_t n) {
+    if (h->ext.commit_hook != NULL) return h->ext.commit_hook(h, p, n);
     return h->grows ? dh_os_map_fixed(p, n) : dh_os_commit((void *)p, n);
 }
 
@@ -285,6 +288,7 @@ dh_heap_t *dh_region_create_in(const dh_config_t *cfg, uintptr_t end,
     dh_heap_t *h = p;
     layout(h, base, size, end, mapped, cfg);
     h->grows = grow;
+    h->ext.fixed_base = cfg->base != 0;
     if (h->data_start + DH_SPAN > h->limit) { /* cannot hold one span */
         dh_os_release(p, mapped);
         errno = EINVAL;
@@ -298,6 +302,27 @@ dh_heap_t *dh_region_create_in(const dh_config_t *cfg, uintptr_t end,
     }
     map_set(base, end, h);
     return h;
+}
+
+void dh_region_layout_of(dh_heap_t *out, uintptr_t base, uintptr_t size,
+                         uintptr_t end, dh_class_set_t classes) {
+    dh_config_t defaults = DH_CONFIG_INIT;
+    defaults.classes = classes;
+    layout(out, base, size, end, end < size ? end : round_up(size, DH_HEAP_ALIGN),
+           &defaults);
+}
+
+bool dh_region_adopt(dh_heap_t *h) {
+    if (in_pack(h->base) || !granules_unpacked(h->base, h->limit - h->base))
+        return false;
+    for (uintptr_t a = h->base; a - h->base < h->limit - h->base;
+         a += DH_HEAP_ALIGN) {
+        size_t idx = (size_t)(a >> DH_HEAP_ALIGN_SHIFT);
+        if (idx >= DH_HEAP_MAP_SIZE || atomic_load(&heap_map[idx]) != NULL)
+            return false;
+    }
+    map_set(h->base, h->limit - h->base, h);
+    return true;
 }
 
 dh_heap_t *dh_region_create(const dh_config_t *cfg) {

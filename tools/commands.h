@@ -25,6 +25,7 @@ long dh_tool_count_arg(const char *v, long max);
 int dh_cmd_check(int argc, char **argv);
 int dh_cmd_report(int argc, char **argv);
 int dh_cmd_replay(int argc, char **argv);
+int dh_cmd_image(int argc, char **argv);
 /* The replay child: runs under the allocator being measured. */
 int dh_cmd_replay_child(int argc, char **argv);
 

@@ -7,6 +7,7 @@
  *   detheap report   draw a recorded trace's heap (gnuplot)
  *   detheap replay   replay a trace against an allocator and measure it
  *   detheap ops      replay an op script of the handle API (docs/OPS.md)
+ *   detheap image    what a heap image holds; whether it is intact
  *
  * Exit codes: 0 success; 1 the operation failed or the runs differ;
  * 2 usage error or malformed input; 3 check's verdict is incomplete; 4
@@ -44,6 +45,9 @@ static const char usage[] =
     "                 allocator; time, peak RSS, instructions\n"
     "  ops [FILE]     replay a handle-API op script (stdin if FILE is - or\n"
     "                 absent) on a fresh heap; one answer per op\n"
+    "  image info|check FILE\n"
+    "                 a heap image's base, sizes, classes and root; or\n"
+    "                 verify every checksum and invariant of it\n"
     "\n"
     "options:\n"
     "  -h, --help     this help (also: detheap <command> --help)\n"
@@ -103,6 +107,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "report") == 0) return dh_cmd_report(argc - 1, argv + 1);
     if (strcmp(cmd, "top") == 0) return dh_cmd_top(argc - 1, argv + 1);
     if (strcmp(cmd, "replay") == 0) return dh_cmd_replay(argc - 1, argv + 1);
+    if (strcmp(cmd, "image") == 0) return dh_cmd_image(argc - 1, argv + 1);
     if (strcmp(cmd, "__replay-child") == 0)
         return dh_cmd_replay_child(argc - 1, argv + 1);
     fprintf(stderr, "detheap: unknown command '%s'\n\n%s", cmd, usage);

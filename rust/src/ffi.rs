@@ -141,6 +141,38 @@ pub struct dh_block_info_t {
     pub live: bool,
 }
 
+/// Opaque snapshot (dh_heap_snapshot).
+#[repr(C)]
+pub struct dh_snapshot_t {
+    _private: [u8; 0],
+}
+
+pub const DH_IMAGE_FORMAT: u32 = 1;
+pub const DH_OPEN_PRIVATE: u32 = 1;
+pub const DH_OPEN_SHARED: u32 = 2;
+pub const DH_OPEN_VERIFY: u32 = 4;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct dh_image_info_t {
+    pub struct_size: u32,
+    pub format: u32,
+    pub layout: u32,
+    pub sealed: u32,
+    pub data_hashed: u32,
+    pub class_count: u32,
+    pub class_sizes: [u32; 64],
+    pub library_version: u64,
+    pub base: u64,
+    pub reserve: u64,
+    pub file_bytes: u64,
+    pub committed_bytes: u64,
+    pub storage_bytes: u64,
+    pub live_count: u64,
+    pub live_bytes: u64,
+    pub root: u64,
+}
+
 pub type dh_visit_fn = Option<unsafe extern "C" fn(block: *const dh_block_info_t, user: *mut c_void) -> bool>;
 pub type dh_stack_fn = Option<unsafe extern "C" fn(frames: *mut *mut c_void, max: c_int) -> c_int>;
 
@@ -193,4 +225,13 @@ extern "C" {
     pub fn dh_set_default_error_policy(policy: dh_on_error_t, cb: dh_error_fn, user: *mut c_void) -> bool;
     pub fn dh_foreign_frees() -> u64;
     pub fn dh_error_name(code: dh_error_code_t) -> *const c_char;
+
+    pub fn dh_heap_save(heap: *mut dh_heap_t, path: *const c_char) -> c_int;
+    pub fn dh_heap_open(path: *const c_char, flags: u32) -> *mut dh_heap_t;
+    pub fn dh_heap_set_root(heap: *mut dh_heap_t, root: *mut c_void);
+    pub fn dh_heap_root(heap: *const dh_heap_t) -> *mut c_void;
+    pub fn dh_image_info(path: *const c_char, out: *mut dh_image_info_t, out_size: usize) -> c_int;
+    pub fn dh_heap_snapshot(heap: *mut dh_heap_t) -> *mut dh_snapshot_t;
+    pub fn dh_heap_rollback(heap: *mut dh_heap_t, snap: *const dh_snapshot_t) -> bool;
+    pub fn dh_snapshot_free(snap: *mut dh_snapshot_t);
 }

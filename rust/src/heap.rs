@@ -9,7 +9,10 @@
 use crate::ffi;
 use std::os::raw::c_int;
 use core::ptr::NonNull;
+use std::ffi::CString;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 /// A block handle.  Equal handles name the same block; a handle whose block
 /// was freed and handed out again names the new allocation, as block
@@ -176,6 +179,100 @@ impl Heap {
         match unsafe { ffi::dh_heap_check(self.raw.as_ptr()) } {
             ffi::DH_CHECK_OK => Ok(()),
             n => Err(n as u32),
+        }
+    }
+}
+
+/// How [`Heap::open`] maps an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Copy-on-write: the file is never changed.
+    Private,
+    /// Writes reach the file: a persistent heap, sealed when dropped.
+    Shared,
+}
+
+/// A snapshot of a [`Heap`]: [`Heap::rollback`] puts the heap back the way
+/// it was when the snapshot was taken, copying back only the pages written
+/// since.  Freed when dropped (the heap may be gone by then).
+pub struct Snapshot {
+    raw: NonNull<ffi::dh_snapshot_t>,
+}
+
+// A snapshot is memory of its own, touched only through `&mut Heap` calls.
+unsafe impl Send for Snapshot {}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        unsafe { ffi::dh_snapshot_free(self.raw.as_ptr()) }
+    }
+}
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))
+}
+
+impl Heap {
+    /// Write the heap to an image file (the heap must have been created at
+    /// a fixed base); [`Heap::open`] maps it again, in this process or
+    /// another, with every handle and byte as it is now.  Errors are the
+    /// C library's (docs/IMAGE.md): EINVAL without a fixed base, the
+    /// file system's own.
+    pub fn save<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
+        let path = c_path(path.as_ref())?;
+        match unsafe { ffi::dh_heap_save(self.raw.as_ptr(), path.as_ptr()) } {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        }
+    }
+
+    /// Map an image written by [`Heap::save`] at its base.  Lazy: the data
+    /// is read as it is used.  Fails with EEXIST when the range is taken,
+    /// EINVAL or ENOEXEC for a damaged or foreign file, EBUSY when another
+    /// process has it open shared.
+    pub fn open<P: AsRef<Path>>(path: P, mode: OpenMode) -> io::Result<Heap> {
+        let path = c_path(path.as_ref())?;
+        let flags = match mode {
+            OpenMode::Private => ffi::DH_OPEN_PRIVATE,
+            OpenMode::Shared => ffi::DH_OPEN_SHARED,
+        };
+        let raw = unsafe { ffi::dh_heap_open(path.as_ptr(), flags) };
+        NonNull::new(raw).map(|raw| Heap { raw }).ok_or_else(io::Error::last_os_error)
+    }
+
+    /// Keep one handle in the heap (saved and opened with it, restored by
+    /// a rollback): where a program finds its data in an image.
+    pub fn set_root(&mut self, root: Option<Handle>) {
+        let p = match root {
+            Some(h) => unsafe { ffi::dh_ptr_of(self.raw.as_ptr(), h.0) },
+            None => core::ptr::null_mut(),
+        };
+        unsafe { ffi::dh_heap_set_root(self.raw.as_ptr(), p) }
+    }
+
+    /// The handle kept by [`Heap::set_root`], if it is a live block.
+    pub fn root(&self) -> Option<Handle> {
+        let p = unsafe { ffi::dh_heap_root(self.raw.as_ptr()) };
+        let h = unsafe { ffi::dh_handle_of(p) };
+        (h.id != 0).then_some(Handle(h))
+    }
+
+    /// Take a snapshot (one per heap at a time: EBUSY otherwise; EINVAL for
+    /// a heap opened shared).  Costs a copy of the committed memory, once.
+    pub fn snapshot(&mut self) -> io::Result<Snapshot> {
+        let raw = unsafe { ffi::dh_heap_snapshot(self.raw.as_ptr()) };
+        NonNull::new(raw).map(|raw| Snapshot { raw }).ok_or_else(io::Error::last_os_error)
+    }
+
+    /// Put the heap back as it was when `snap` was taken: contents,
+    /// handles, statistics and root.  Costs O(pages written since).
+    /// EINVAL if `snap` is another heap's.
+    pub fn rollback(&mut self, snap: &Snapshot) -> io::Result<()> {
+        if unsafe { ffi::dh_heap_rollback(self.raw.as_ptr(), snap.raw.as_ptr()) } {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
         }
     }
 }

@@ -18,7 +18,7 @@ mod global;
 mod heap;
 
 pub use global::DetHeap;
-pub use heap::{class_size, size_class, Handle, Heap};
+pub use heap::{class_size, size_class, Handle, Heap, OpenMode, Snapshot};
 
 /// The version of the linked C library, as `ffi::DH_VERSION` (0x00MMmmpp).
 pub fn version() -> u32 {

@@ -1,0 +1,513 @@
+/*
+ * image.c - benchmarks of heap images and snapshots (make bench; the
+ * report's "Heap images and rollback" section).
+ *
+ *   image all DIR [MIB]   everything below, on a structure of about MIB
+ *                         MiB (default 1024), its image in DIR; one line
+ *                         of tab-separated figures per measurement
+ *
+ * 1. open vs rebuild: a fresh process builds a pointer structure (a binary
+ *    tree of 2 M nodes per GiB, each with a string of 16..496 bytes, one
+ *    in 1000 with a 200 KiB block, all filled) in a heap at a fixed base
+ *    and saves it; fresh processes then either build it again or open
+ *    the image and walk it all (every node in key order, every byte,
+ *    summed; or every block's bytes in address order).  All end with the
+ *    same sum.
+ * 2. rollback: the image opened privately, a snapshot taken, then rounds
+ *    of "write one byte into 1% of its data pages, chosen at random, and
+ *    restore": by dh_heap_rollback, by a fork()ed child doing the writes
+ *    (what fuzzers do), and by copying the whole heap back.
+ * 3. write tracking: what each way of finding the written pages costs on
+ *    1 GiB of anonymous memory with 1% of its pages written: soft-dirty
+ *    bits, userfaultfd asynchronous write protection, mprotect + SIGSEGV.
+ *
+ * Output lines (seconds unless said):
+ *   open     MIB  rebuild_s  open_walk_s  open_only_s  sum_ok  open_read_s
+ *            walk_after_build_s
+ *   (open_read_s: open, then read every block in address order;
+ *   walk_after_build_s: the same tree walk in the process that built it)
+ *   rollback WAY  pages_touched  round_s  restore_s  restore_us_per_page
+ *   track    WAY  protect_s  write_us_per_page  find_s  note
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <detheap.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/userfaultfd.h>
+
+#define BASE ((uintptr_t)0x560000000000ull)
+#define RESERVE ((uint64_t)4 << 30)
+#define PAGE 4096u
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void die(const char *what) {
+    fprintf(stderr, "bench image: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+/* ---- the structure ------------------------------------------------------- */
+
+typedef struct node {
+    struct node *left, *right;
+    unsigned char *str, *big;
+    uint64_t key;
+    uint32_t len, big_len;
+} node_t;
+
+static uint64_t rng(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void fill(unsigned char *p, uint64_t key, size_t n) {
+    uint64_t x = key;
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        memcpy(p + i, &x, 8);
+    }
+    for (size_t i = n & ~(size_t)7; i < n; i++) p[i] = (unsigned char)key;
+}
+
+static uint64_t sum_bytes(const unsigned char *p, size_t n) {
+    uint64_t s = 0, w;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        s += w ^ (w >> 17);
+    }
+    for (; i < n; i++) s += p[i];
+    return s;
+}
+
+static void *must(void *p) {
+    if (p == NULL) die("allocation");
+    return p;
+}
+
+/* Build the structure of about mib MiB; returns its sum (as walk's). */
+static uint64_t build(dh_heap_t *h, unsigned mib) {
+    uint64_t nodes = (uint64_t)mib * 2048, s = 42, sum = 0;
+    node_t *root = NULL;
+    for (uint64_t i = 0; i < nodes; i++) {
+        uint64_t key = rng(&s);
+        node_t *n = must(dh_heap_malloc(h, sizeof *n));
+        n->left = n->right = NULL;
+        n->key = key;
+        n->len = (uint32_t)(16 + key % 481);
+        n->str = must(dh_heap_malloc(h, n->len));
+        fill(n->str, key, n->len);
+        sum += sum_bytes(n->str, n->len) + key;
+        n->big = NULL;
+        n->big_len = 0;
+        if (i % 1000 == 0) {
+            n->big_len = 200 << 10;
+            n->big = must(dh_heap_malloc(h, n->big_len));
+            fill(n->big, ~key, n->big_len);
+            sum += sum_bytes(n->big, n->big_len);
+        }
+        node_t **at = &root;
+        while (*at != NULL) at = key < (*at)->key ? &(*at)->left : &(*at)->right;
+        *at = n;
+    }
+    dh_heap_set_root(h, root);
+    return sum;
+}
+
+static uint64_t walk(const node_t *root) {
+    static const node_t *stack[1 << 12];
+    size_t sp = 0;
+    uint64_t sum = 0;
+    const node_t *n = root;
+    while (n != NULL || sp > 0) {
+        while (n != NULL) {
+            if (sp == sizeof stack / sizeof stack[0]) return 0;
+            stack[sp++] = n;
+            n = n->left;
+        }
+        n = stack[--sp];
+        sum += sum_bytes(n->str, n->len) + n->key;
+        if (n->big) sum += sum_bytes(n->big, n->big_len);
+        n = n->right;
+    }
+    return sum;
+}
+
+static dh_heap_t *fixed_heap(void) {
+    dh_config_t cfg;
+    dh_config_init(&cfg);
+    cfg.base = BASE;
+    cfg.reserve = RESERVE;
+    dh_heap_t *h = dh_heap_create(&cfg);
+    if (h == NULL) die("dh_heap_create at the fixed base");
+    return h;
+}
+
+/* Child modes: each prints one line. */
+static int child_build(const char *path, unsigned mib) {
+    dh_heap_t *h = fixed_heap();
+    double t0 = now();
+    uint64_t sum = build(h, mib);
+    double t1 = now();
+    if (path != NULL && dh_heap_save(h, path) != 0) die("dh_heap_save");
+    double t2 = now();
+    uint64_t again = walk(dh_heap_root(h)); /* the same walk, built here */
+    double t3 = now();
+    printf("%.6f %llu %.6f %d\n", t1 - t0, (unsigned long long)sum, t3 - t2,
+           again == sum);
+    return 0;
+}
+
+/* Every byte of every block, in address order. */
+static bool read_block(const dh_block_info_t *b, void *user) {
+    *(uint64_t *)user += sum_bytes(b->ptr, b->size);
+    return true;
+}
+
+/* mode "walk": open, then walk the tree; "read": open, then read every
+ * block in address order. */
+static int child_open(const char *path, bool tree) {
+    double t0 = now();
+    dh_heap_t *h = dh_heap_open(path, DH_OPEN_PRIVATE);
+    if (h == NULL) die("dh_heap_open");
+    double t1 = now();
+    uint64_t sum = 0;
+    if (tree)
+        sum = walk(dh_heap_root(h));
+    else
+        dh_heap_walk(h, read_block, &sum);
+    double t2 = now();
+    printf("%.6f %.6f %llu\n", t2 - t0, t1 - t0, (unsigned long long)sum);
+    dh_heap_destroy(h);
+    return 0;
+}
+
+static FILE *run_child(char *const argv[]) {
+    int fds[2];
+    if (pipe(fds) != 0) die("pipe");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) die("fork");
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    return f;
+}
+
+static double median3(double a, double b, double c) {
+    if (a > b) { double t = a; a = b; b = t; }
+    if (b > c) b = c;
+    return a > b ? a : b;
+}
+
+static void bench_open(const char *path, unsigned mib) {
+    char m[16];
+    snprintf(m, sizeof m, "%u", mib);
+    double rebuild[3], built_walk[3], walk_s[3], open_s[3], read_s[3], o2;
+    unsigned long long want = 0, got = 0, read_sum = 0;
+    int ok = 1, same = 1;
+    for (int i = 0; i < 3; i++) {
+        char *b[] = {"image", "build", i == 0 ? (char *)path : "-", m, NULL};
+        FILE *f = run_child(b);
+        if (fscanf(f, "%lf %llu %lf %d", &rebuild[i], &want, &built_walk[i],
+                   &ok) != 4)
+            die("build child");
+        fclose(f);
+        wait(NULL);
+        char *o[] = {"image", "walk", (char *)path, NULL};
+        f = run_child(o);
+        if (fscanf(f, "%lf %lf %llu", &walk_s[i], &open_s[i], &got) != 3)
+            die("open child");
+        fclose(f);
+        wait(NULL);
+        char *r[] = {"image", "read", (char *)path, NULL};
+        f = run_child(r);
+        if (fscanf(f, "%lf %lf %llu", &read_s[i], &o2, &read_sum) != 3)
+            die("read child");
+        fclose(f);
+        wait(NULL);
+        same = same && ok && got == want;
+    }
+    printf("open\t%u\t%.6f\t%.6f\t%.6f\t%d\t%.6f\t%.6f\n", mib,
+           median3(rebuild[0], rebuild[1], rebuild[2]),
+           median3(walk_s[0], walk_s[1], walk_s[2]),
+           median3(open_s[0], open_s[1], open_s[2]), same,
+           median3(read_s[0], read_s[1], read_s[2]),
+           median3(built_walk[0], built_walk[1], built_walk[2]));
+}
+
+/* ---- rollback --------------------------------------------------------------- */
+
+static void touch(unsigned char *data, size_t pages, size_t n, uint64_t *s) {
+    for (size_t i = 0; i < n; i++) data[(rng(s) % pages) * PAGE + 8] ^= 1;
+}
+
+static bool first_block(const dh_block_info_t *b, void *user) {
+    *(void **)user = b->ptr;
+    return false;
+}
+
+static void bench_rollback(const char *path) {
+    dh_heap_t *h = dh_heap_open(path, DH_OPEN_PRIVATE);
+    if (h == NULL) die("dh_heap_open");
+    dh_stats_t st;
+    dh_heap_stats(h, &st, sizeof st);
+    unsigned char *data = NULL; /* the first block: where the data starts */
+    dh_heap_walk(h, first_block, &data);
+    size_t bytes = st.storage_bytes, pages = bytes / PAGE, n = pages / 100;
+    dh_snapshot_t *snap = dh_heap_snapshot(h);
+    if (snap == NULL) die("dh_heap_snapshot");
+    uint64_t s = 9;
+    const int rounds = 20;
+    /* dh_heap_rollback */
+    touch(data, pages, n, &s);
+    dh_heap_rollback(h, snap); /* warm */
+    double t_round = 0, t_restore = 0;
+    for (int r = 0; r < rounds; r++) {
+        double t0 = now();
+        touch(data, pages, n, &s);
+        double t1 = now();
+        dh_heap_rollback(h, snap);
+        double t2 = now();
+        t_round += t2 - t0;
+        t_restore += t2 - t1;
+    }
+    printf("rollback\tdh_heap_rollback\t%zu\t%.6f\t%.6f\t%.3f\n", n,
+           t_round / rounds, t_restore / rounds, t_restore / rounds / n * 1e6);
+    /* fork: the child writes and exits, the parent goes on from its copy */
+    t_round = 0;
+    double t_fork = 0;
+    for (int r = 0; r < rounds; r++) {
+        double t0 = now();
+        pid_t pid = fork();
+        if (pid == 0) {
+            touch(data, pages, n, &s);
+            _exit(0);
+        }
+        double t1 = now();
+        waitpid(pid, NULL, 0);
+        double t2 = now();
+        t_round += t2 - t0;
+        t_fork += t1 - t0;
+    }
+    printf("rollback\tfork\t%zu\t%.6f\t%.6f\t%.3f\n", n, t_round / rounds,
+           t_fork / rounds, t_fork / rounds / n * 1e6);
+    /* a copy of the whole heap, copied back */
+    unsigned char *copy = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (copy == MAP_FAILED) die("mmap");
+    memcpy(copy, data, bytes);
+    memcpy(data, copy, bytes); /* every page of the heap private now */
+    t_round = t_restore = 0;
+    for (int r = 0; r < 3; r++) {
+        double t0 = now();
+        touch(data, pages, n, &s);
+        double t1 = now();
+        memcpy(data, copy, bytes);
+        double t2 = now();
+        t_round += t2 - t0;
+        t_restore += t2 - t1;
+    }
+    printf("rollback\tfull-copy\t%zu\t%.6f\t%.6f\t%.3f\n", n, t_round / 3,
+           t_restore / 3, t_restore / 3 / n * 1e6);
+    munmap(copy, bytes);
+    dh_snapshot_free(snap);
+    dh_heap_destroy(h);
+}
+
+/* ---- write tracking --------------------------------------------------------- */
+
+#define TRACK_BYTES ((size_t)1 << 30)
+
+static unsigned char *fresh_region(void) {
+    unsigned char *p = mmap(NULL, TRACK_BYTES, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (p == MAP_FAILED) die("mmap");
+    for (size_t i = 0; i < TRACK_BYTES; i += PAGE) p[i] = 1;
+    return p;
+}
+
+static void track_soft_dirty(void) {
+    unsigned char *p = fresh_region();
+    size_t pages = TRACK_BYTES / PAGE, n = pages / 100;
+    double t0 = now();
+    int fd = open("/proc/self/clear_refs", O_WRONLY);
+    bool ok = fd >= 0 && write(fd, "4", 1) == 1;
+    if (fd >= 0) close(fd);
+    double t1 = now();
+    uint64_t s = 3;
+    touch(p, pages, n, &s);
+    double t2 = now();
+    /* read the pagemap of the region: bit 55 is soft-dirty */
+    int pm = open("/proc/self/pagemap", O_RDONLY);
+    uint64_t *ent = malloc(pages * 8), dirty = 0;
+    ok = ok && pm >= 0 && ent != NULL &&
+         pread(pm, ent, pages * 8, (off_t)((uintptr_t)p / PAGE * 8)) ==
+             (ssize_t)(pages * 8);
+    for (size_t i = 0; ok && i < pages; i++) dirty += ent[i] >> 55 & 1;
+    double t3 = now();
+    if (pm >= 0) close(pm);
+    free(ent);
+    /* without CONFIG_MEM_SOFT_DIRTY every page reads dirty or none does */
+    bool works = ok && dirty >= n / 2 && dirty < pages / 2;
+    printf("track\tsoft-dirty\t%.6f\t%.3f\t%.6f\t%s\n", t1 - t0,
+           (t2 - t1) / n * 1e6, t3 - t2,
+           works ? "works" : "unavailable: no soft-dirty bits on this kernel");
+    munmap(p, TRACK_BYTES);
+}
+
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1u << 15)
+#endif
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1u << 13)
+#endif
+#ifndef PAGEMAP_SCAN
+struct page_region {
+    uint64_t start, end, categories;
+};
+struct pm_scan_arg {
+    uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+    uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#define PM_SCAN_WP_MATCHING (1 << 0)
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
+#define PAGE_IS_WRITTEN (1 << 1)
+#endif
+
+static void track_uffd(void) {
+    unsigned char *p = fresh_region();
+    size_t pages = TRACK_BYTES / PAGE, n = pages / 100;
+    int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    struct uffdio_api api = {.api = UFFD_API,
+                             .features = UFFD_FEATURE_WP_ASYNC |
+                                         UFFD_FEATURE_WP_UNPOPULATED};
+    struct uffdio_register reg = {.range = {(uintptr_t)p, TRACK_BYTES},
+                                  .mode = UFFDIO_REGISTER_MODE_WP};
+    if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) != 0 ||
+        ioctl(uffd, UFFDIO_REGISTER, &reg) != 0) {
+        printf("track\tuffd-wp-async\t0\t0\t0\tunavailable: %s\n", strerror(errno));
+        munmap(p, TRACK_BYTES);
+        return;
+    }
+    double t0 = now();
+    struct uffdio_writeprotect wp = {.range = {(uintptr_t)p, TRACK_BYTES},
+                                     .mode = UFFDIO_WRITEPROTECT_MODE_WP};
+    ioctl(uffd, UFFDIO_WRITEPROTECT, &wp);
+    double t1 = now();
+    uint64_t s = 3;
+    touch(p, pages, n, &s);
+    double t2 = now();
+    int pm = open("/proc/self/pagemap", O_RDONLY);
+    static struct page_region vec[4096];
+    size_t found = 0;
+    for (uint64_t at = (uintptr_t)p; at < (uintptr_t)p + TRACK_BYTES;) {
+        struct pm_scan_arg a = {.size = sizeof a,
+                                .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+                                .start = at,
+                                .end = (uintptr_t)p + TRACK_BYTES,
+                                .vec = (uintptr_t)vec,
+                                .vec_len = 4096,
+                                .category_mask = PAGE_IS_WRITTEN,
+                                .return_mask = PAGE_IS_WRITTEN};
+        long r = ioctl(pm, PAGEMAP_SCAN, &a);
+        if (r < 0) break;
+        for (long i = 0; i < r; i++) found += (vec[i].end - vec[i].start) / PAGE;
+        if (a.walk_end <= at) break;
+        at = a.walk_end;
+    }
+    double t3 = now();
+    close(pm);
+    close(uffd);
+    printf("track\tuffd-wp-async\t%.6f\t%.3f\t%.6f\tfound %zu of %zu written pages\n",
+           t1 - t0, (t2 - t1) / n * 1e6, t3 - t2, found, n);
+    munmap(p, TRACK_BYTES);
+}
+
+static unsigned char *mp_base;
+static unsigned char **mp_log;
+static volatile size_t mp_count;
+
+static void on_segv(int sig, siginfo_t *si, void *ctx) {
+    (void)sig;
+    (void)ctx;
+    unsigned char *page = (unsigned char *)((uintptr_t)si->si_addr & ~(uintptr_t)(PAGE - 1));
+    mp_log[mp_count++] = page;
+    mprotect(page, PAGE, PROT_READ | PROT_WRITE);
+}
+
+static void track_mprotect(void) {
+    unsigned char *p = fresh_region();
+    size_t pages = TRACK_BYTES / PAGE, n = pages / 100;
+    mp_base = p;
+    mp_log = malloc(pages * sizeof *mp_log);
+    mp_count = 0;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, &old);
+    double t0 = now();
+    mprotect(p, TRACK_BYTES, PROT_READ);
+    double t1 = now();
+    uint64_t s = 3;
+    touch(p, pages, n, &s);
+    double t2 = now();
+    for (size_t i = 0; i < mp_count; i++) mprotect(mp_log[i], PAGE, PROT_READ);
+    double t3 = now();
+    sigaction(SIGSEGV, &old, NULL);
+    printf("track\tmprotect-sigsegv\t%.6f\t%.3f\t%.6f\t%zu faults; re-protecting "
+           "them one by one\n",
+           t1 - t0, (t2 - t1) / n * 1e6, t3 - t2, mp_count);
+    free(mp_log);
+    munmap(p, TRACK_BYTES);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 4 && strcmp(argv[1], "build") == 0)
+        return child_build(strcmp(argv[2], "-") ? argv[2] : NULL,
+                           (unsigned)atoi(argv[3]));
+    if (argc == 3 && strcmp(argv[1], "walk") == 0) return child_open(argv[2], true);
+    if (argc == 3 && strcmp(argv[1], "read") == 0) return child_open(argv[2], false);
+    if ((argc == 3 || argc == 4) && strcmp(argv[1], "all") == 0) {
+        unsigned mib = argc == 4 ? (unsigned)atoi(argv[3]) : 1024;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/bench-image.img", argv[2]);
+        bench_open(path, mib);
+        bench_rollback(path);
+        track_soft_dirty();
+        track_uffd();
+        track_mprotect();
+        unlink(path);
+        return 0;
+    }
+    fprintf(stderr, "usage: image all DIR [MIB]\n");
+    return 2;
+}
