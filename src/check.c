@@ -311,7 +311,7 @@ static bool carve_ok(const dh_heap_t *h, const dh_bin_t *b, int c) {
     if (b->carve == 0 && b->carve_end == 0) return true;
     return h->data_start <= b->carve && b->carve <= b->carve_end &&
            b->carve_end <= h->top && b->carve_end - b->carve <= DH_SPAN &&
-           (b->carve_end - b->carve) % dh_class_sizes[c] == 0;
+           (b->carve_end - b->carve) % dh_class_bytes(h, c) == 0;
 }
 
 dh_check_t dh_heap_check_cheap(const dh_heap_t *h) {
@@ -321,7 +321,7 @@ dh_check_t dh_heap_check_cheap(const dh_heap_t *h) {
     if (h->state_commit_end > h->data_start) return DH_CHECK_I8;
     r = check_tables(h);
     if (r != DH_CHECK_OK) return r;
-    for (int c = 0; c < DH_NUM_CLASSES; c++) {
+    for (int c = 0; c < h->nclasses; c++) {
         const dh_bin_t *b = &h->bins[c];
         uintptr_t head = (uintptr_t)b->head;
         if (b->free_state != DH_ST_FREE + c || !carve_ok(h, b, c) ||

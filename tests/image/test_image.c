@@ -234,6 +234,50 @@ static void small_image(const char *path) {
     dh_heap_destroy(h);
 }
 
+/* A heap of the fine class set (dh_config_t.classes) saves and opens as
+ * one of the spec set does: it opens with its set, checks clean, and the
+ * next allocations get the addresses the saving heap would have given. */
+static void test_fine_round_trip(void **state) {
+    (void)state;
+    char path[512];
+    img_path(path, sizeof path, "fine.img");
+    dh_config_t cfg;
+    dh_config_init(&cfg);
+    cfg.base = IMG_BASE_SMALL;
+    cfg.reserve = SMALL_RESERVE;
+    cfg.classes = DH_CLASSES_FINE;
+    dh_heap_t *h = dh_heap_create(&cfg);
+    assert_non_null(h);
+    void *p[300];
+    for (int i = 0; i < 300; i++) {
+        size_t n = (size_t)(i * 97 % 20000) + 1;
+        p[i] = must(dh_heap_malloc(h, n));
+        memset(p[i], i & 0xff, n);
+    }
+    for (int i = 0; i < 300; i += 2) dh_free(p[i]);
+    assert_int_equal(dh_heap_save(h, path), 0);
+    uintptr_t next[200];
+    for (int i = 0; i < 200; i++)
+        next[i] = (uintptr_t)must(dh_heap_malloc(h, (size_t)i * 53 + 1));
+    dh_heap_destroy(h);
+    errno = 0;
+    h = dh_heap_open(path, DH_OPEN_PRIVATE);
+    if (h == NULL) fail_msg("open: errno %d", errno);
+    assert_int_equal(dh_heap_class_set(h), DH_CLASSES_FINE);
+    assert_int_equal(dh_heap_check(h), DH_CHECK_OK);
+    for (int i = 1; i < 300; i += 2) {
+        size_t n = (size_t)(i * 97 % 20000) + 1;
+        for (size_t k = 0; k < n; k++)
+            assert_int_equal(((unsigned char *)p[i])[k], i & 0xff);
+    }
+    for (int i = 0; i < 200; i++)
+        assert_int_equal((uintptr_t)dh_heap_malloc(h, (size_t)i * 53 + 1),
+                         next[i]);
+    assert_int_equal(dh_heap_check(h), DH_CHECK_OK);
+    dh_heap_destroy(h);
+    unlink(path);
+}
+
 static int open_errno(const char *path, unsigned flags) {
     errno = 0;
     dh_heap_t *h = dh_heap_open(path, flags);
@@ -676,6 +720,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tree_across_processes),
         cmocka_unit_test(test_small_round_trip),
+        cmocka_unit_test(test_fine_round_trip),
         cmocka_unit_test(test_damaged_images),
         cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_save_errors),
