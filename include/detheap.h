@@ -47,8 +47,8 @@ extern "C" {
 
 /* ---- version ------------------------------------------------------------ */
 
-#define DH_VERSION_MAJOR 0
-#define DH_VERSION_MINOR 3
+#define DH_VERSION_MAJOR 1
+#define DH_VERSION_MINOR 0
 #define DH_VERSION_PATCH 0
 /* One number, comparable: 0x00MMmmpp. */
 #define DH_VERSION \
@@ -164,9 +164,8 @@ typedef struct dh_config {
     dh_on_error_t on_error; /* error policy of the pointer API */
     dh_error_fn error_callback; /* with DH_ON_ERROR_CALLBACK */
     void *error_user;       /* passed to error_callback */
-    /* Since 0.3: the heap's class set (DH_CLASSES_SPEC, the default, or
-     * DH_CLASSES_FINE).  A caller built against 0.2, whose struct ends
-     * before this field, gets DH_CLASSES_SPEC. */
+    /* Since 1.0: the heap's class set (DH_CLASSES_SPEC, the default, or
+     * DH_CLASSES_FINE). */
     dh_class_set_t classes;
 } dh_config_t;
 
@@ -174,14 +173,8 @@ typedef struct dh_config {
     { sizeof(dh_config_t), DH_VERSION, 0, 0, DH_ON_ERROR_IGNORE, NULL, NULL, \
       DH_CLASSES_SPEC }
 
-/* Fill *cfg with the defaults.  O(1), thread-safe.  dh_config_init(cfg)
- * calls dh_config_init_0_3, which writes the whole struct of this
- * header; the function named dh_config_init is the entry point programs
- * built against 0.2 call, and writes only the 0.2 struct (without
- * `classes`), so that it never writes past what they allocated. */
-DH_API void(dh_config_init)(dh_config_t *cfg);
-DH_API void dh_config_init_0_3(dh_config_t *cfg);
-#define dh_config_init(cfg) dh_config_init_0_3(cfg)
+/* Fill *cfg with the defaults.  O(1), thread-safe. */
+DH_API void dh_config_init(dh_config_t *cfg);
 
 /* ---- heap lifetime ------------------------------------------------------ */
 
@@ -251,8 +244,11 @@ DH_API DH_NODISCARD void *dh_heap_calloc(dh_heap_t *heap, size_t count,
 
 /* Resize ptr's block to n bytes, keeping min(old, n) bytes.  ptr = NULL is
  * dh_heap_malloc.  n = 0 frees ptr and returns NULL.  In place when n still
- * fits the block's class (or, for a large block, its pages or a free
- * neighbour); otherwise allocate, copy, free.  On failure returns NULL with
+ * fits a class block and is more than half of it (or, for a large block,
+ * fits its pages, the top of the heap or a free right neighbour);
+ * otherwise allocate, copy, free, where a class block that grows gets
+ * room for half as much again (the class of max(n, 1.5 x its size), up to
+ * 64 KiB).  The rule depends only on the sizes: deterministic.  On failure returns NULL with
  * errno ENOMEM and leaves ptr untouched.  An invalid ptr is reported through
  * the error policy and NULL is returned with errno EINVAL. */
 DH_API DH_NODISCARD void *dh_heap_realloc(dh_heap_t *heap, void *ptr,

@@ -29,17 +29,10 @@ void dh_heap_release(dh_heap_t *h, uintptr_t p, uint8_t s) {
 
 /* ---- lifetime --------------------------------------------------------------- */
 
-void dh_config_init_0_3(dh_config_t *cfg) {
+void dh_config_init(dh_config_t *cfg) {
     if (cfg == NULL) return;
     dh_config_t d = DH_CONFIG_INIT;
     *cfg = d;
-}
-
-void(dh_config_init)(dh_config_t *cfg) {
-    if (cfg == NULL) return;
-    dh_config_t d = DH_CONFIG_INIT;
-    d.struct_size = DH_CONFIG_SIZE_0_2;
-    memcpy(cfg, &d, DH_CONFIG_SIZE_0_2);
 }
 
 dh_heap_t *dh_heap_create(const dh_config_t *cfg) {

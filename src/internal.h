@@ -355,9 +355,6 @@ struct dh_heap {
 /* Bytes of trace buffered per heap (in the heap's header area). */
 #define DH_TRACE_BUF 16384u
 
-/* The size dh_config_t had in 0.2, before `classes`. */
-#define DH_CONFIG_SIZE_0_2 offsetof(dh_config_t, classes)
-
 /* ---- address helpers ----------------------------------------------------- */
 
 /* region.c: the size mask of the heap whose range holds p (p must lie in

@@ -134,16 +134,13 @@ static uintptr_t pow2_at_least(uintptr_t v) {
     return p;
 }
 
-/* The class set cfg asks for (a 0.2 caller's struct has no such field). */
+/* The class set cfg asks for. */
 static dh_class_set_t config_classes(const dh_config_t *cfg) {
-    return cfg->struct_size == sizeof(dh_config_t) ? cfg->classes
-                                                   : DH_CLASSES_SPEC;
+    return cfg->classes;
 }
 
 static bool config_valid(const dh_config_t *cfg) {
-    if (cfg->struct_size != sizeof(dh_config_t) &&
-        cfg->struct_size != DH_CONFIG_SIZE_0_2)
-        return false;
+    if (cfg->struct_size != sizeof(dh_config_t)) return false;
     if (dh_class_set_count(config_classes(cfg)) == 0) return false;
     if (cfg->reserve != 0 &&
         (cfg->reserve < DH_MIN_RESERVE ||

@@ -7,8 +7,8 @@
 
 use std::os::raw::{c_char, c_int, c_void}; // core::ffi's: rustc 1.64
 
-pub const DH_VERSION_MAJOR: u32 = 0;
-pub const DH_VERSION_MINOR: u32 = 3;
+pub const DH_VERSION_MAJOR: u32 = 1;
+pub const DH_VERSION_MINOR: u32 = 0;
 pub const DH_VERSION_PATCH: u32 = 0;
 pub const DH_VERSION: u32 = (DH_VERSION_MAJOR << 16) | (DH_VERSION_MINOR << 8) | DH_VERSION_PATCH;
 
@@ -184,8 +184,6 @@ extern "C" {
     pub fn dh_class_set_size(set: c_int, c: c_int) -> usize;
     pub fn dh_heap_class_set(heap: *const dh_heap_t) -> c_int;
 
-    /// The 0.3 initialiser (the C header's `dh_config_init` macro).
-    #[link_name = "dh_config_init_0_3"]
     pub fn dh_config_init(cfg: *mut dh_config_t);
     pub fn dh_heap_create(cfg: *const dh_config_t) -> *mut dh_heap_t;
     pub fn dh_heap_destroy(heap: *mut dh_heap_t);

@@ -47,30 +47,19 @@ static void test_config(void **state) {
     assert_int_equal(errno, EINVAL);
 }
 
-/* A program built against 0.2 calls the function dh_config_init (not the
- * macro) on its smaller struct: nothing past that struct is written, and
- * the heap it asks for has the spec set whatever lies past it. */
-static void test_config_0_2_caller(void **state) {
+/* A config of the size dh_config_t had before `classes` (0.x) is refused,
+ * as any size the library does not know is; dh_config_init stamps 1.0's. */
+static void test_config_size(void **state) {
     (void)state;
-    size_t old = offsetof(dh_config_t, classes);
-    _Alignas(dh_config_t) unsigned char buf[sizeof(dh_config_t)];
-    memset(buf, 0xa5, sizeof buf);
-    dh_config_t *cfg = (dh_config_t *)(void *)buf;
-    (dh_config_init)(cfg);
-    assert_int_equal(cfg->struct_size, old);
-    assert_int_equal(cfg->version, DH_VERSION);
-    for (size_t i = old; i < sizeof buf; i++) assert_int_equal(buf[i], 0xa5);
-    cfg->reserve = (uint64_t)1 << 30;
-    dh_heap_t *h = dh_heap_create(cfg);
-    assert_non_null(h);
-    assert_int_equal(dh_heap_class_set(h), DH_CLASSES_SPEC);
-    dh_heap_destroy(h);
-    /* the macro is the 0.3 initialiser */
-    dh_config_t now;
-    memset(&now, 0xa5, sizeof now);
-    dh_config_init(&now);
-    assert_int_equal(now.struct_size, sizeof now);
-    assert_int_equal(now.classes, DH_CLASSES_SPEC);
+    dh_config_t cfg;
+    memset(&cfg, 0xa5, sizeof cfg);
+    dh_config_init(&cfg);
+    assert_int_equal(cfg.struct_size, sizeof cfg);
+    assert_int_equal(cfg.classes, DH_CLASSES_SPEC);
+    cfg.struct_size = (uint32_t)offsetof(dh_config_t, classes);
+    errno = 0;
+    assert_null(dh_heap_create(&cfg));
+    assert_int_equal(errno, EINVAL);
 }
 
 #define SLOTS 512
@@ -288,7 +277,7 @@ static void test_report_names_fine_class(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config),
-        cmocka_unit_test(test_config_0_2_caller),
+        cmocka_unit_test(test_config_size),
         cmocka_unit_test(test_churn_each_set),
         cmocka_unit_test(test_aligned_each_set),
         cmocka_unit_test(test_realloc_rule),
