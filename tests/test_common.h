@@ -82,6 +82,22 @@ static inline size_t capture_end(capture_t *c, char *buf, size_t cap) {
     return n;
 }
 
+/* The parent's side of a child started with a pipe: read fd (the pipe's
+ * read end) to its end into buf (NUL-terminated, up to cap - 1 bytes),
+ * close it and return the child's wait status. */
+static inline int test_collect_child(pid_t pid, int fd, char *buf,
+                                     size_t cap) {
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < cap && (r = read(fd, buf + n, cap - 1 - n)) > 0)
+        n += (size_t)r;
+    buf[n] = 0;
+    close(fd);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
 /* Run body(arg) in a child process whose stderr goes to buf
  * (NUL-terminated); returns its wait status.  The child writes no core
  * file and dies of SIGABRT if it aborts. */
@@ -102,15 +118,7 @@ static inline int run_child_status(void (*body)(void *), void *arg,
         _exit(0);
     }
     close(fds[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < cap && (r = read(fds[0], buf + n, cap - 1 - n)) > 0)
-        n += (size_t)r;
-    buf[n] = 0;
-    close(fds[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    return status;
+    return test_collect_child(pid, fds[0], buf, cap);
 }
 
 /* Run body(arg) in a child process that must die of SIGABRT; what it

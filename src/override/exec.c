@@ -89,38 +89,33 @@ static void fill_args(char **argv, const char *first, size_t n, va_list ap) {
     for (size_t i = 1; i <= n + 1; i++) argv[i] = va_arg(ap, char *);
 }
 
+/* In a variadic function whose last named parameter is arg: argv, a
+ * local array of arg and the arguments after it up to the NULL, and ap
+ * still open after them (a macro: a va_list cannot be started over in a
+ * callee). */
+#define ARGV_FROM(argv, arg)                                              \
+    va_list ap;                                                           \
+    va_start(ap, arg);                                                    \
+    size_t argc_ = count_args(ap);                                        \
+    va_end(ap);                                                           \
+    char *argv[argc_ + 2];                                                \
+    va_start(ap, arg);                                                    \
+    fill_args(argv, arg, argc_, ap)
+
 EXPORT int execl(const char *path, const char *arg, ...) {
-    va_list ap;
-    va_start(ap, arg);
-    size_t n = count_args(ap);
-    va_end(ap);
-    char *argv[n + 2];
-    va_start(ap, arg);
-    fill_args(argv, arg, n, ap);
+    ARGV_FROM(argv, arg);
     va_end(ap);
     return execv(path, argv);
 }
 
 EXPORT int execlp(const char *file, const char *arg, ...) {
-    va_list ap;
-    va_start(ap, arg);
-    size_t n = count_args(ap);
-    va_end(ap);
-    char *argv[n + 2];
-    va_start(ap, arg);
-    fill_args(argv, arg, n, ap);
+    ARGV_FROM(argv, arg);
     va_end(ap);
     return execvp(file, argv);
 }
 
 EXPORT int execle(const char *path, const char *arg, ...) {
-    va_list ap;
-    va_start(ap, arg);
-    size_t n = count_args(ap);
-    va_end(ap);
-    char *argv[n + 2];
-    va_start(ap, arg);
-    fill_args(argv, arg, n, ap);
+    ARGV_FROM(argv, arg);
     char *const *envp = va_arg(ap, char *const *);
     va_end(ap);
     return execve(path, argv, envp);

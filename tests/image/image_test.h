@@ -86,14 +86,7 @@ static inline int img_run_self(char *const args[], char *out, size_t cap) {
         _exit(127);
     }
     close(fds[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < cap && (r = read(fds[0], out + n, cap - 1 - n)) > 0)
-        n += (size_t)r;
-    out[n] = 0;
-    close(fds[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    int status = test_collect_child(pid, fds[0], out, cap);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
