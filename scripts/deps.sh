@@ -6,12 +6,12 @@ set -eu
 pkgs=""
 for group in "$@"; do
   case "$group" in
-    build) pkgs="$pkgs gcc make cmake pkg-config libcmocka-dev" ;;
-    test)  pkgs="$pkgs gcc make cmake pkg-config libcmocka-dev clang
+    build) pkgs="$pkgs gcc g++ make cmake pkg-config libcmocka-dev" ;;
+    test)  pkgs="$pkgs gcc g++ make cmake pkg-config libcmocka-dev clang
                  libclang-rt-14-dev valgrind sqlite3 lua5.4 gawk jq perl
                  python3 git xz-utils libunwind-dev libdw-dev gnuplot-nox
                  libpython3.11-testsuite cargo python3-jsonschema" ;;
-    demo)  pkgs="$pkgs gcc make cmake pkg-config sqlite3 libunwind-dev
+    demo)  pkgs="$pkgs gcc g++ make cmake pkg-config sqlite3 libunwind-dev
                  libdw-dev" ;;
     tool)  pkgs="$pkgs libunwind-dev libdw-dev gnuplot-nox" ;;
     fuzz)  pkgs="$pkgs clang libclang-rt-14-dev" ;;
