@@ -307,10 +307,13 @@ static void op_misuse(fuzz_in_t *in) {
         if (S.nstale == 0) return;
         stale_t st = S.stale[sel % S.nstale];
         if (find_live(st.p) >= 0) return;
-        /* a class block's address stays a (free) class block; a large
-         * block's may have been merged into a neighbour or the top */
+        /* a class block's address stays a (free) class block in a spec
+         * heap; a large block's may have been merged into a neighbour or
+         * the top, and so may a fine heap's class block (its span given
+         * back) */
+        bool stays = st.is_class && dh_heap_class_set(S.h) == DH_CLASSES_SPEC;
         expect_rejected(how, (void *)st.p, DH_ERR_DOUBLE_FREE,
-                        st.is_class ? DH_ERR_NONE : DH_ERR_NOT_A_BLOCK);
+                        stays ? DH_ERR_NONE : DH_ERR_NOT_A_BLOCK);
         break;
     }
     case 1: { /* inside a live block, on a granule */
