@@ -46,11 +46,13 @@ uint8_t *dh_foreign_free_ok(const dh_heap_t *h, const void *p, uint8_t want) {
  * The spec set keeps the original design's rule: a span, once a class's,
  * stays that class's.  A heap of the fine set also gives back the spans
  * all of whose blocks wait on one class's free list, so that memory freed
- * in one class serves another (sqlite3 fills a 1152-byte class, frees it,
- * then fills a 4368-byte one).  When a class needs a span, the class with
- * the most free bytes is swept first if its list holds at least two spans'
- * worth of blocks and half of them were freed since its last sweep (so a
- * sweep, O(its free blocks), is paid for by as many frees):
+ * in one class serves another (a program that fills one class, frees it,
+ * then fills another).  When a class needs a span, the class with the
+ * most free bytes is swept first if its list holds at least SWEEP_SPANS
+ * spans' worth of blocks and a quarter of what it carved, and half of them
+ * were freed since its last sweep (so a sweep, O(its free blocks), is paid
+ * for by as many frees; a working set whose few free blocks come and go is
+ * never swept):
  *
  *   1. check the list as a pop would (a damaged one is abandoned instead);
  *   2. mark each listed block's state byte NONE (this thread holds them;
@@ -67,6 +69,10 @@ uint8_t *dh_foreign_free_ok(const dh_heap_t *h, const void *p, uint8_t want) {
  * Every decision is a function of the heap's own calls: addresses stay
  * deterministic (and differ from a spec heap's, as the sets do anyway). */
 #define SWEEP_MAX 64
+/* A class is swept only when its list holds at least this many spans'
+ * worth of blocks, and a quarter of all it carved: a class whose few free
+ * blocks come and go (a working set) is not worth it. */
+#define SWEEP_SPANS 16
 
 /* The link of the free block p, read and made inaccessible again. */
 static void *link_next(void *p) {
@@ -164,7 +170,7 @@ static void sweep_some(dh_heap_t *h, int need) {
     for (int c = 0; c < h->nclasses; c++) {
         const dh_bin_t *b = &h->bins[c];
         uint64_t free = listed_free(h, c), per = DH_SPAN / dh_bin_size(b);
-        if (c == need || free < 2 * per ||
+        if (c == need || free < SWEEP_SPANS * per || 4 * free < b->carved ||
             2 * (b->frees - h->swept_frees[c]) < free)
             continue;
         if (free * dh_bin_size(b) > best_bytes) {
