@@ -6,6 +6,7 @@
  * class and their fold into the spec's 13; reports naming fine sizes.
  */
 #include "core_test.h"
+#include "scribble.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -252,9 +253,45 @@ static void test_spans_move_between_classes(void **state) {
 }
 
 static char last_message[256];
+static int reports;
 static void remember(const dh_error_t *e, void *user) {
     (void)user;
     snprintf(last_message, sizeof last_message, "%s", e->message);
+    reports++;
+}
+
+/* The sweep checks a list before it follows it, as a pop does: a freed
+ * block's link aimed at a live block (a write after free) is reported and
+ * the list abandoned; no live block is handed out or given back. */
+static void test_sweep_checks_the_list(void **state) {
+    (void)state;
+    enum { A = 1152, N = 20 * (65536 / A) };
+    static char *blocks[N];
+    dh_config_t cfg = DH_CONFIG_INIT;
+    cfg.classes = DH_CLASSES_FINE;
+    cfg.on_error = DH_ON_ERROR_CALLBACK;
+    cfg.error_callback = remember;
+    dh_heap_t *h = dh_heap_create(&cfg);
+    assert_non_null(h);
+    char *live = dh_heap_malloc(h, 100);
+    memset(live, 0x3c, 100);
+    for (size_t i = 0; i < N; i++) blocks[i] = dh_heap_malloc(h, A);
+    for (size_t i = 0; i < N; i++) dh_heap_free(h, blocks[i]);
+    void *bad = live;
+    scribble(blocks[N / 2], &bad, sizeof bad); /* a link overwritten */
+    reports = 0;
+    for (int i = 0; i < 200; i++) { /* another class: its refills sweep */
+        char *p = dh_heap_malloc(h, 4368);
+        assert_non_null(p);
+        assert_true(p + 4368 <= live || p >= live + 100);
+        memset(p, 1, 4368);
+    }
+    assert_int_equal(reports, 1);
+    assert_non_null(strstr(last_message, "free list of the 1152-byte class"));
+    for (int i = 0; i < 100; i++) assert_int_equal(live[i], 0x3c);
+    assert_int_equal(test_stats(h).corruptions, 1);
+    CORE_CHECK(h);
+    dh_heap_destroy(h);
 }
 
 /* A double free in a fine heap names the fine class. */
@@ -284,6 +321,7 @@ int main(void) {
         cmocka_unit_test(test_stats_by_class),
         cmocka_unit_test(test_report_names_fine_class),
         cmocka_unit_test(test_spans_move_between_classes),
+        cmocka_unit_test(test_sweep_checks_the_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
