@@ -202,7 +202,7 @@ static void show_top(FILE *out, const run_opts_t *o, const char *dir) {
 
 int dh_cmd_run(int argc, char **argv) {
     run_opts_t o = {0};
-    o.top_opts = (dh_top_opts_t){10, 32, false};
+    o.top_opts = (dh_top_opts_t){10, 32, false, false};
     if (parse(argc, argv, &o) != 0) return DH_EXIT_USAGE;
     bool profile = o.top || o.leaks;
     char lib[4096], stack[4096], dir[4096] = "";
@@ -257,6 +257,13 @@ int dh_cmd_run(int argc, char **argv) {
         show_top(out, &o, dir);
     }
     if (out && out != stderr) fclose(out);
+    /* --trace FILE --stacks: a misuse the library reported (one line, no
+     * stack: it does not symbolize) is shown again with its stack */
+    if (!profile && o.stacks && o.trace && !strstr(o.trace, "%p")) {
+        dh_top_opts_t m = o.top_opts;
+        m.misuse = true;
+        dh_top_print(stderr, o.trace, &m);
+    }
     if (dir[0]) dh_tool_rmtree(dir);
     return status < 0 ? DH_EXIT_FAIL : status;
 }

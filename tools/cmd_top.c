@@ -139,6 +139,18 @@ int dh_top_print(FILE *f, const char *trace, const dh_top_opts_t *o) {
     for (int i = 0; i < db.n; i++) {
         if (dh_tdb_calls(db.images[i]) == 0 && db.images[i]->nmisuse == 0)
             continue;
+        if (o->misuse) { /* the misuse alone, symbolized */
+            if (db.images[i]->nmisuse == 0) continue;
+            dh_sites_t s;
+            dh_sites_init(&s, db.images[i], o->depth);
+            dh_symbolizer_t *sym = dh_sym_open(
+                db.images[i]->maps,
+                db.images[i]->maps ? db.images[i]->maps_len : 0);
+            dh_sites_print_misuse(f, db.images[i], sym, &s, "");
+            dh_sym_close(sym);
+            dh_sites_free(&s);
+            continue;
+        }
         if (i) fputc('\n', f);
         print_image(f, db.images[i], o);
     }
@@ -154,7 +166,7 @@ long dh_tool_count_arg(const char *v, long max) {
 }
 
 int dh_cmd_top(int argc, char **argv) {
-    dh_top_opts_t o = {10, 32, false};
+    dh_top_opts_t o = {10, 32, false, false};
     const char *trace = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

@@ -18,6 +18,7 @@ typedef struct dh_top_opts {
     size_t top;     /* sites per ranking */
     unsigned depth; /* frames per stack */
     bool leaks;     /* the blocks live at exit instead of the rankings */
+    bool misuse;    /* only the misuse, of the images that have any */
 } dh_top_opts_t;
 int dh_top_print(FILE *f, const char *trace, const dh_top_opts_t *o);
 /* A count option's value: 1..max, or -1. */

@@ -160,6 +160,12 @@ misuse)
   cp "$work/top" "$work/out"
   has "^misuse: pointer 0x[0-9a-f]* rejected (double free), heap slot 0 (thread [0-9]* 'tool_misuse'), after its call 2, at:$"
   has "#0 release_twice+0x[0-9a-f]* (misuse.c:$(line_of misuse.c MISUSE)) \[tool_misuse\]"
+  # run --trace --stacks: the library's one line, then the misuse again
+  # with its stack
+  expect 134 "$detheap" run --trace "$work/m.trace" --stacks -- "$bin/tool_misuse"
+  has "^detheap: free(0x[0-9a-f]*): double free (48-byte class)$"
+  has "^misuse: pointer 0x[0-9a-f]* rejected (double free)"
+  has "#0 release_twice+0x[0-9a-f]* (misuse.c:$(line_of misuse.c MISUSE)) \[tool_misuse\]"
   # check: the same abort in both runs, and the misuse with its stack
   expect 4 "$detheap" check -- "$bin/tool_misuse"
   has "^deterministic crash: every run died of SIGABRT after 2 heap calls"
