@@ -121,11 +121,13 @@ static void fuzz_parse(const uint8_t *data, size_t size) {
 /* ---- dh_options_read ----------------------------------------------------- */
 
 enum { OPT_BASE, OPT_RESERVE, OPT_ON_ERROR, OPT_STATS, OPT_TRACE, OPT_STACKS,
-       OPT_STATS_FILE, OPT_REMOTE, OPT_THP, OPT_THREAD_RESERVE, NOPT };
+       OPT_STATS_FILE, OPT_REMOTE, OPT_THP, OPT_THREAD_RESERVE, OPT_CLASSES,
+       NOPT };
 static const char *const opt_names[NOPT] = {
     "DETHEAP_BASE", "DETHEAP_RESERVE", "DETHEAP_ON_ERROR", "DETHEAP_STATS",
     "DETHEAP_TRACE", "DETHEAP_STACKS", "DETHEAP_STATS_FILE",
-    "DETHEAP_REMOTE_FREE", "DETHEAP_THP", "DETHEAP_THREAD_RESERVE"};
+    "DETHEAP_REMOTE_FREE", "DETHEAP_THP", "DETHEAP_THREAD_RESERVE",
+    "DETHEAP_CLASSES"};
 
 /* docs/OPTIONS.md: a switch is exactly "1" or "0" */
 static bool ref_bool(const char *v, bool *out) {
@@ -193,6 +195,11 @@ static bool ref_option(int opt, const char *v, dh_options_t *o) {
         else if (strcmp(v, "never") == 0) o->thp = DH_THP_NEVER;
         else return false;
         return true;
+    case OPT_CLASSES: /* docs/OPTIONS.md: spec or fine */
+        if (strcmp(v, "spec") == 0) o->classes = DH_CLASSES_SPEC;
+        else if (strcmp(v, "fine") == 0) o->classes = DH_CLASSES_FINE;
+        else return false;
+        return true;
     default:
         if (strcmp(v, "keep") == 0) o->remote_owner = false;
         else if (strcmp(v, "owner") == 0) o->remote_owner = true;
@@ -224,6 +231,7 @@ static void fuzz_env(const uint8_t *data, size_t size) {
     want.thread_reserve = DH_DEFAULT_THREAD_RESERVE;
     want.on_error = DH_ON_ERROR_ABORT;
     want.thp = DH_THP_OFF;
+    want.classes = DH_CLASSES_FINE;
     bool is_bad[NOPT] = {false};
     for (int i = 0; i < NOPT; i++) {
         if (set[i]) {
@@ -257,6 +265,7 @@ static void fuzz_env(const uint8_t *data, size_t size) {
     FUZZ_CHECK(got.stack_depth == want.stack_depth);
     FUZZ_CHECK(got.remote_owner == want.remote_owner);
     FUZZ_CHECK(got.thp == want.thp);
+    FUZZ_CHECK(got.classes == want.classes);
     /* the strings are the environment's own: compare contents */
     FUZZ_CHECK((got.trace == NULL) == (want.trace == NULL));
     if (got.trace) FUZZ_CHECK(strcmp(got.trace, want.trace) == 0);
