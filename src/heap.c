@@ -233,8 +233,9 @@ uint64_t dh_heap_live_bytes(const dh_heap_t *h) {
 }
 
 void dh_stats_fold(dh_stats_t *s, const dh_class_stats_t *cs) {
-    dh_class_stats_t *k = &s->classes[dh_class_of(cs->size)];
-    k->size = dh_class_sizes[dh_class_of(cs->size)];
+    int spec = dh_class_of(cs->size);
+    dh_class_stats_t *k = &s->classes[spec];
+    k->size = dh_class_sizes[spec];
     k->allocs += cs->allocs;
     k->frees += cs->frees;
     k->live += cs->live;

@@ -134,14 +134,9 @@ static uintptr_t pow2_at_least(uintptr_t v) {
     return p;
 }
 
-/* The class set cfg asks for. */
-static dh_class_set_t config_classes(const dh_config_t *cfg) {
-    return cfg->classes;
-}
-
 static bool config_valid(const dh_config_t *cfg) {
     if (cfg->struct_size != sizeof(dh_config_t)) return false;
-    if (dh_class_set_count(config_classes(cfg)) == 0) return false;
+    if (dh_class_set_count(cfg->classes) == 0) return false;
     if (cfg->reserve != 0 &&
         (cfg->reserve < DH_MIN_RESERVE ||
          cfg->reserve > ((uint64_t)1 << (DH_ADDRESS_BITS - 1))))
@@ -185,7 +180,7 @@ static void layout(dh_heap_t *h, uintptr_t base, uintptr_t size,
     h->span_map = (uint32_t *)(h->state_commit_end - span_map_bytes(h));
     h->os_page = dh_os_page_size();
     h->data_state = dh_state_at(h, h->data_start);
-    dh_bins_init(h, config_classes(cfg));
+    dh_bins_init(h, cfg->classes);
     h->on_error = cfg->on_error;
     h->error_callback = cfg->error_callback;
     h->error_user = cfg->error_user;
