@@ -46,6 +46,11 @@
 #endif
 #define DH_HEAP_MAP_SIZE ((size_t)1 << (DH_ADDRESS_BITS - DH_HEAP_ALIGN_SHIFT))
 
+/* At most this much data a process heap commits ahead of its use
+ * (region.c, commit_to). */
+#ifndef DH_COMMIT_AHEAD
+#define DH_COMMIT_AHEAD ((uintptr_t)16 << 20)
+#endif
 /* Data is committed in steps of at least this many bytes. */
 #ifndef DH_COMMIT_STEP
 #define DH_COMMIT_STEP ((uintptr_t)1 << 20)

@@ -280,7 +280,8 @@ struct dh_heap {
     uintptr_t top;           /* first byte not carved */
     uintptr_t high_water;    /* highest top ever (storage never shrinks);
                                 read by other threads: atomic accesses */
-    uintptr_t commit_end;    /* data committed below here */
+    uintptr_t commit_end;    /* data committed below here; read by other
+                                threads: atomic stores */
     uintptr_t state_commit_end; /* state map committed below here */
     uintptr_t limit;         /* end of data */
     size_t os_page;          /* commit granularity */

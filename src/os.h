@@ -60,6 +60,26 @@ DH_HIDDEN bool DH_OS_FN(commit)(void *p, size_t size);
  * multiples of the OS page.  Returns false if the OS refused; the memory
  * then keeps its contents, which the caller may ignore. */
 DH_HIDDEN bool DH_OS_FN(decommit)(void *p, size_t size);
+/* Page moving (userfaultfd's UFFDIO_MOVE, Linux 6.8 on), for retired
+ * pages that become another part of the same range (process.c):
+ * move_open: a descriptor for moving pages in this process, or -1 (errno
+ * ENOSYS, EPERM, EINVAL: the kernel cannot, or forbids it).  Kept open for
+ * the process's life (close-on-exec).
+ * move_allow: let pages be moved into [p, p + size), anonymous private
+ * memory of this process; false if the kernel refuses.  Nothing else
+ * about the range changes (no fault is ever sent to the descriptor).
+ * move_pages: move the pages of [src, src + len) to [dst, dst + len), in
+ * one range of move_allow, and return how many bytes it got through: len,
+ * or less (errno set) at the first destination page that is present, or
+ * where the kernel refused (a page shared with a forked child, say).  The
+ * source reads as zero afterwards, like decommitted memory; a source page
+ * never touched leaves its destination page untouched too.  All multiples
+ * of the OS page. */
+DH_HIDDEN int DH_OS_FN(move_open)(void);
+DH_HIDDEN bool DH_OS_FN(move_allow)(int fd, uintptr_t p, size_t size);
+DH_HIDDEN size_t DH_OS_FN(move_pages)(int fd, uintptr_t dst, uintptr_t src,
+                                      size_t len);
+
 /* Advice on how to back [p, p+size) with physical memory: huge pages
  * (huge) or base pages only (!huge).  The range may be committed or only
  * reserved; the advice holds for the pages committed there later too.  It

@@ -182,6 +182,16 @@ bool dh_os_map_file(uintptr_t at, size_t size, int fd, uint64_t off,
                     bool shared) {
     return REAL(map_file)(at, size, fd, off, shared);
 }
+int REAL(move_open)(void);
+bool REAL(move_allow)(int fd, uintptr_t p, size_t size);
+size_t REAL(move_pages)(int fd, uintptr_t dst, uintptr_t src, size_t len);
+int dh_os_move_open(void) { return REAL(move_open)(); }
+bool dh_os_move_allow(int fd, uintptr_t p, size_t size) {
+    return REAL(move_allow)(fd, p, size);
+}
+size_t dh_os_move_pages(int fd, uintptr_t dst, uintptr_t src, size_t len) {
+    return REAL(move_pages)(fd, dst, src, len);
+}
 static bool wp_refused;
 void dh_fault_refuse_wp(bool refuse) { wp_refused = refuse; }
 bool dh_os_wp_open(int fds[2]) {

@@ -359,30 +359,64 @@ bool DH_OS_FN(map_file)(uintptr_t at, size_t size, int fd, uint64_t off,
 
 /* ---- write tracking ---------------------------------------------------------- */
 
-bool DH_OS_FN(wp_open)(int fds[2]) {
-    int saved = errno;
+/* A userfaultfd with the features `want`, or -1 (errno ENOSYS if the
+ * kernel lacks one of them). */
+static int uffd_open(__u64 want) {
     long uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
     if (uffd < 0 && errno == EPERM) /* unprivileged: user faults only */
         uffd = syscall(SYS_userfaultfd,
                        O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
-    if (uffd < 0) return false;
-    const __u64 want = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
+    if (uffd < 0) return -1;
     struct uffdio_api api = {.api = UFFD_API, .features = want};
     if (ioctl((int)uffd, UFFDIO_API, &api) != 0 ||
         (api.features & want) != want) {
         close((int)uffd);
         errno = ENOSYS;
-        return false;
+        return -1;
     }
+    return (int)uffd;
+}
+
+bool DH_OS_FN(wp_open)(int fds[2]) {
+    int saved = errno;
+    int uffd = uffd_open(UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED);
+    if (uffd < 0) return false;
     int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     if (pagemap < 0) {
-        close((int)uffd);
+        close(uffd);
         return false;
     }
-    fds[0] = (int)uffd;
+    fds[0] = uffd;
     fds[1] = pagemap;
     errno = saved;
     return true;
+}
+
+/* ---- page moving --------------------------------------------------------------- */
+
+int DH_OS_FN(move_open)(void) {
+    int saved = errno;
+    int fd = uffd_open(UFFD_FEATURE_MOVE);
+    if (fd >= 0) errno = saved;
+    return fd;
+}
+
+bool DH_OS_FN(move_allow)(int fd, uintptr_t p, size_t size) {
+    int saved = errno;
+    /* write-protect mode, with nothing ever protected: a missing page is
+     * filled by the kernel as before, and no fault reaches fd */
+    struct uffdio_register reg = {.range = {p, size},
+                                  .mode = UFFDIO_REGISTER_MODE_WP};
+    if (ioctl(fd, UFFDIO_REGISTER, &reg) != 0) return false;
+    errno = saved;
+    return true;
+}
+
+size_t DH_OS_FN(move_pages)(int fd, uintptr_t dst, uintptr_t src, size_t len) {
+    struct uffdio_move mv = {.dst = dst, .src = src, .len = len,
+                             .mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES};
+    if (ioctl(fd, UFFDIO_MOVE, &mv) == 0) return len;
+    return mv.move > 0 ? (size_t)mv.move : 0;
 }
 
 void DH_OS_FN(wp_close)(const int fds[2]) {

@@ -871,11 +871,104 @@ static void inbox_drain(dh_heap_t *h) {
  * producing thread's address range keeps growing. */
 #define DH_FOREIGN_KEEP ((uint64_t)1 << 20)
 
-/* Give a run [start, end) of retired spans of range r back: their data,
- * the whole pages of their state bytes, and the mark that tells a check
- * the spans' state bytes may read zero. */
-static void decommit_run(dh_heap_t *r, uintptr_t start, uintptr_t end) {
-    dh_os_decommit((void *)start, end - start);
+/* ---- recycling: retired pages become the producer's next ones -----------
+ *
+ * A thread that only produces (its blocks retired by the threads that free
+ * them) would otherwise take every page fresh from the kernel, which must
+ * fault it in and zero it, while the consumer gives as many back.  Where
+ * the kernel can move pages (userfaultfd's UFFDIO_MOVE), the consumer
+ * instead zeroes a run of completed spans and moves its pages to the
+ * producer's range, just above what the producer has carved and below
+ * what it has committed: memory it will carve next.  No address changes,
+ * and no content either: those pages read zero, as fresh pages do.  The
+ * producer then finds its next pages present, and the physical memory is
+ * the same pages going round.  A destination page the producer touched
+ * first ends the move there (the kernel never replaces a present page);
+ * the rest of the run is decommitted as before.  Claims are made with a
+ * compare-and-swap on the destination heap's prefill mark, so two movers
+ * never pick the same pages.  The page moves are the consumer's work, and
+ * memory stays bounded as before: at most DH_PREFILL_MAX waits above the
+ * producer's carved data. */
+enum { MOVE_UNTRIED = -2, MOVE_OPENING = -3 };
+/* At most this much memory waits above a heap's carved data. */
+#define DH_PREFILL_MAX ((uintptr_t)2 << 20)
+static _Atomic int move_fd = MOVE_UNTRIED;
+
+/* The page-moving descriptor, or -1 (also while another thread opens it,
+ * and always under valgrind, which does not know the call). */
+static int move_descriptor(void) {
+    int fd = atomic_load_explicit(&move_fd, memory_order_acquire);
+    if (DH_LIKELY(fd >= -1)) return fd;
+    if (fd == MOVE_OPENING) return -1;
+    if (!atomic_compare_exchange_strong(&move_fd, &fd, MOVE_OPENING))
+        return -1;
+    fd = DH_UNDER_VALGRIND ? -1 : dh_os_move_open();
+    atomic_store_explicit(&move_fd, fd, memory_order_release);
+    return fd;
+}
+
+/* Whether pages may be moved into r's data: set up by the first mover. */
+static bool move_target(int fd, dh_heap_t *r) {
+    uint8_t *state = &dh_ph(r)->move_state;
+    uint8_t m = __atomic_load_n(state, __ATOMIC_ACQUIRE);
+    if (DH_LIKELY(m >= 2)) return m == 2;
+    if (m == 1 || !__atomic_compare_exchange_n(state, &m, 1, false,
+                                               __ATOMIC_ACQ_REL,
+                                               __ATOMIC_RELAXED))
+        return false;
+    uintptr_t end = r->limit & ~(uintptr_t)(r->os_page - 1);
+    m = dh_os_move_allow(fd, r->data_start, end - r->data_start) ? 2 : 3;
+    __atomic_store_n(state, m, __ATOMIC_RELEASE);
+    return m == 2;
+}
+
+/* Claim up to len bytes of r's committed, not yet carved data for pages
+ * moved there; returns the start (0 if none) and sets *got. */
+static uintptr_t prefill_claim(dh_heap_t *r, uintptr_t len, uintptr_t *got) {
+    uintptr_t page = r->os_page;
+    uintptr_t committed = __atomic_load_n(&r->commit_end, __ATOMIC_ACQUIRE);
+    uintptr_t *mark = &dh_ph(r)->prefill;
+    uintptr_t cur = __atomic_load_n(mark, __ATOMIC_RELAXED);
+    for (;;) {
+        uintptr_t from = (dh_high_water(r) + page - 1) & ~(page - 1);
+        uintptr_t end = from + DH_PREFILL_MAX < committed
+                            ? from + DH_PREFILL_MAX : committed;
+        if (from < cur) from = cur;
+        if (from >= end) return 0;
+        uintptr_t n = end - from < len ? end - from : len;
+        if (__atomic_compare_exchange_n(mark, &cur, from + n, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+            *got = n;
+            return from;
+        }
+    }
+}
+
+/* Move as much of the retired run [start, end) of r as fits into r's next
+ * pages, zeroed; returns how many bytes from start on went. */
+static uintptr_t recycle_run(dh_heap_t *h, dh_heap_t *r, uintptr_t start,
+                             uintptr_t end) {
+    int fd = move_descriptor();
+    if (fd < 0 || !move_target(fd, r)) return 0;
+    uintptr_t len;
+    uintptr_t dst = prefill_claim(r, end - start, &len);
+    if (dst == 0) return 0;
+    DH_MEM_ACCESS((void *)start, len); /* every block retired: nobody's */
+    memset((void *)start, 0, len);
+    uintptr_t moved = dh_os_move_pages(fd, dst, start, len);
+    dh_ph(h)->recycled_bytes += moved;
+    return moved;
+}
+
+/* Give a run [start, end) of retired spans of range r back: their data
+ * (moved to r's next pages where it can be, else decommitted), the whole
+ * pages of their state bytes, and the mark that tells a check the spans'
+ * state bytes may read zero. */
+static void decommit_run(dh_heap_t *h, dh_heap_t *r, uintptr_t start,
+                         uintptr_t end) {
+    uintptr_t moved = recycle_run(h, r, start, end);
+    if (start + moved < end)
+        dh_os_decommit((void *)(start + moved), end - start - moved);
     uintptr_t page = r->os_page;
     uintptr_t st = ((uintptr_t)dh_state_at(r, start) + page - 1) & ~(page - 1);
     uintptr_t st_end = (uintptr_t)dh_state_at(r, end) & ~(page - 1);
@@ -905,7 +998,7 @@ static void decommit_flush(dh_heap_t *h) {
         while (j < n && v[j] == v[j - 1] + DH_SPAN &&
                dh_region_lookup(v[j]) == r)
             j++;
-        decommit_run(r, v[i], v[j - 1] + DH_SPAN);
+        decommit_run(h, r, v[i], v[j - 1] + DH_SPAN);
         i = j;
     }
 }
@@ -953,14 +1046,22 @@ DH_INLINE void release_block(dh_heap_t *h, dh_heap_t *owner, uintptr_t p,
         dh_heap_release(h, p, s);
     } else if (options.remote_owner) {
         remote_return(h, owner, p, s);
-    } else {
-        size_t size = dh_block_size(owner, p, s);
-        if (h->foreign_bytes + size <= DH_FOREIGN_KEEP)
-            dh_heap_release(h, p, s);
-        else if (dh_st_is_live_class(s))
-            retire_class(h, owner, p, dh_state_at(owner, p), s - DH_ST_LIVE);
+    } else if (DH_LIKELY(dh_st_is_live_class(s))) {
+        /* Every process heap has the drop-in's class set, so the size comes
+         * from h's own bins: the owner's share cache lines that its thread
+         * writes on every call, and reading them made this path miss. */
+        int c = s - DH_ST_LIVE;
+        DH_ASSERT("I1", h->class_set == owner->class_set);
+        uint8_t *st = dh_state_at(owner, p);
+        if (h->foreign_bytes + dh_class_bytes(h, c) <= DH_FOREIGN_KEEP)
+            dh_fast_free(h, p, st, c);
         else
-            retire_large(h, owner, p);
+            retire_class(h, owner, p, st, c);
+    } else if (h->foreign_bytes + dh_block_size(owner, p, s) <=
+               DH_FOREIGN_KEEP) {
+        dh_heap_release(h, p, s);
+    } else {
+        retire_large(h, owner, p);
     }
 }
 

@@ -73,6 +73,15 @@ typedef struct dh_proc_heap {
     uint64_t retired_blocks, retired_bytes;
     uint32_t decommit_pending;
     uintptr_t decommit_spans[DH_DECOMMIT_BATCH];
+    /* Recycling (process.c): retired pages of this range that its freeing
+     * threads moved, zeroed, to just above what this heap has carved.
+     * move_state (atomic): 0 not asked yet, 1 being set up, 2 pages may be
+     * moved here, 3 they may not; prefill (atomic): the end of what
+     * movers have claimed here.  recycled_bytes: what this heap's thread
+     * moved so (into other ranges), instead of giving it back. */
+    uint8_t move_state;
+    uintptr_t prefill;
+    uint64_t recycled_bytes;
 } dh_proc_heap_t;
 
 #define DH_PROC_PART ((uintptr_t)8192)

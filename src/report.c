@@ -146,23 +146,31 @@ static void thread_name(const dh_heap_t *h, char out[16]) {
     out[15] = 0;
 }
 
+/* "N B" into buf. */
+static const char *bytes_text(char buf[32], uint64_t n) {
+    snprintf(buf, 32, "%" PRIu64 " B", n);
+    return buf;
+}
+
 /* One line per heap of the process: which thread ran on it (the last one,
  * for a heap handed from thread to thread), how many calls it served, its
  * fingerprint, and whether its addresses follow from the creation tree. */
 static void report_heaps_text(int fd) {
-    out(fd, "%-6s %-5s %-6s %-9s %-8s %-16s %12s %16s %s\n", "heap", "depth",
-        "index", "kind", "tid", "thread", "calls", "fingerprint", "retired");
+    out(fd, "%-6s %-5s %-6s %-9s %-8s %-16s %12s %16s %-12s %s\n", "heap",
+        "depth", "index", "kind", "tid", "thread", "calls", "fingerprint",
+        "retired", "recycled");
     for (uint32_t slot = 0; slot < dh_proc_slot_count(); slot++) {
         const dh_heap_t *h = dh_proc_heap_at(slot);
         if (h == NULL) continue;
-        char name[16];
+        char name[16], retired[32];
         thread_name(h, name);
         out(fd,
             "%-6" PRIu32 " %-5u %-6" PRIu32 " %-9s %-8" PRIu64
-            " %-16s %12" PRIu64 " %016" PRIx64 " %" PRIu64 " B%s\n",
+            " %-16s %12" PRIu64 " %016" PRIx64 " %-12s %" PRIu64 " B%s\n",
             slot, dh_ph(h)->depth, dh_ph(h)->index, heap_kind(h),
             dh_ph(h)->tid, name[0] ? name : "-", dh_ph(h)->ops,
-            dh_ph(h)->fingerprint, dh_ph(h)->retired_bytes,
+            dh_ph(h)->fingerprint, bytes_text(retired, dh_ph(h)->retired_bytes),
+            dh_ph(h)->recycled_bytes,
             dh_ph(h)->timing_dependent
                 ? " (timing-dependent: its range ran out)"
                 : "");
@@ -201,10 +209,11 @@ static void report_heaps_json(int fd) {
             ", \"kind\": \"%s\", \"tid\": %" PRIu64
             ", \"thread\": \"%s\", \"calls\": %" PRIu64
             ", \"fingerprint\": \"%016" PRIx64 "\", \"retired_bytes\": %" PRIu64
-            ", \"timing_dependent\": %s}",
+            ", \"recycled_bytes\": %" PRIu64 ", \"timing_dependent\": %s}",
             first ? "" : ", ", slot, dh_ph(h)->depth, dh_ph(h)->index,
             heap_kind(h), dh_ph(h)->tid, esc, dh_ph(h)->ops,
             dh_ph(h)->fingerprint, dh_ph(h)->retired_bytes,
+            dh_ph(h)->recycled_bytes,
             dh_ph(h)->timing_dependent ? "true" : "false");
         first = false;
     }

@@ -1,8 +1,9 @@
 /*
  * wp_compat.h - asynchronous userfaultfd write protection and PAGEMAP_SCAN
- * (Linux 6.7), for system headers older than the kernel: the snapshot
- * code's write tracking (os_posix.c) and the benchmark that compares it
- * with the other mechanisms (bench/image.c).  Include after
+ * (Linux 6.7), and userfaultfd page moving (6.8), for system headers older
+ * than the kernel: the snapshot code's write tracking and the recycling of
+ * retired pages (os_posix.c), and the benchmark that compares write
+ * tracking with the other mechanisms (bench/image.c).  Include after
  * <linux/userfaultfd.h> and <linux/fs.h>.
  */
 #ifndef DH_WP_COMPAT_H
@@ -16,6 +17,17 @@
 #endif
 #ifndef UFFD_USER_MODE_ONLY
 #define UFFD_USER_MODE_ONLY 1
+#endif
+/* Page moving (Linux 6.8), for the same reason. */
+#ifndef UFFDIO_MOVE
+#define UFFD_FEATURE_MOVE (1ull << 10)
+struct uffdio_move {
+    __u64 dst, src, len, mode;
+    __s64 move;
+};
+#define UFFDIO_MOVE_MODE_DONTWAKE ((__u64)1 << 0)
+#define UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES ((__u64)1 << 1)
+#define UFFDIO_MOVE _IOWR(UFFDIO, 0x05, struct uffdio_move)
 #endif
 #ifndef PAGEMAP_SCAN
 struct page_region {

@@ -7,7 +7,12 @@
  * are live at once, so an allocator whose memory is bounded stays small.
  *
  * Prints "blocks N" (handed over) and "peak_rss_kb N" (VmHWM, the kernel's
- * peak resident set).  With LIMIT_KB, the producer stops early once the
+ * peak resident set), "dirty N": blocks the producer got that did not read
+ * zero (under detheap's default mode every one is fresh memory, pages the
+ * consumer's retirements recycled included, so this must be 0), and
+ * "kernel_moves_pages yes|no": whether this kernel lets a process move
+ * its own pages (userfaultfd's UFFDIO_MOVE), which detheap's recycling
+ * needs.  With LIMIT_KB, the producer stops early once the
  * resident set exceeds it (checked every 64 Ki blocks) and the program
  * prints "over_limit_at BLOCK rss_kb N": a run that is going to fail its
  * bound does not have to fill memory first.
@@ -16,6 +21,28 @@
  * Exit status: 0; 1 if a block was corrupted.
  */
 #include "thread_common.h"
+
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#define MOVE_FEATURE (1ull << 10) /* UFFD_FEATURE_MOVE, Linux 6.8 */
+
+/* Whether a userfaultfd with the page-moving feature can be had here. */
+static int kernel_moves_pages(void) {
+    long fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0 && errno == EPERM)
+        fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+    if (fd < 0) return 0;
+    struct uffdio_api api = {.api = UFFD_API, .features = MOVE_FEATURE};
+    int ok = ioctl((int)fd, UFFDIO_API, &api) == 0 &&
+             (api.features & MOVE_FEATURE) != 0;
+    close((int)fd);
+    return ok;
+}
 
 #define BLOCK 64
 #define CHUNK 256
@@ -37,6 +64,7 @@ static long limit_kb;       /* 0: none */
 static long produced;       /* by the producer, read after the join */
 static long over_at = -1, over_rss;
 static long corrupt;        /* by the consumer, read after the join */
+static long dirty;          /* by the producer: blocks not reading zero */
 
 static void *producer(void *arg) {
     (void)arg;
@@ -57,6 +85,11 @@ static void *producer(void *arg) {
             fprintf(stderr, "FAIL: malloc(%d) #%ld failed\n", BLOCK, i);
             exit(1);
         }
+        for (int k = 0; k < BLOCK; k++)
+            if (p[k] != 0) {
+                dirty++;
+                break;
+            }
         memcpy(p, &i, sizeof i);
         p[BLOCK - 1] = (unsigned char)i;
         c.p[c.n++] = p;
@@ -109,6 +142,8 @@ int main(int argc, char **argv) {
     pthread_join(ct, NULL);
     printf("blocks %ld\n", produced);
     printf("peak_rss_kb %ld\n", th_peak_rss_kb());
+    printf("dirty %ld\n", dirty);
+    printf("kernel_moves_pages %s\n", kernel_moves_pages() ? "yes" : "no");
     if (over_at >= 0)
         printf("over_limit_at %ld rss_kb %ld\n", over_at, over_rss);
     if (corrupt) fprintf(stderr, "FAIL: %ld corrupted blocks\n", corrupt);
