@@ -46,6 +46,11 @@
 #endif
 #define DH_HEAP_MAP_SIZE ((size_t)1 << (DH_ADDRESS_BITS - DH_HEAP_ALIGN_SHIFT))
 
+/* The CPU's cache line (x86-64, most ARM cores). */
+#ifndef DH_CACHE_LINE
+#define DH_CACHE_LINE 64u
+#endif
+
 /* At most this much data a process heap commits ahead of its use
  * (region.c, commit_to). */
 #ifndef DH_COMMIT_AHEAD

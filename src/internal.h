@@ -455,9 +455,15 @@ DH_HIDDEN dh_heap_t *dh_region_create(const dh_config_t *cfg);
  * the range ends `end` bytes above its base (0: at base + size; else at
  * most size), and with `grow` (a fixed base only) it is reserved as it is
  * committed rather than all at once.  Only the bytes up to the end are
- * ever reserved. */
+ * ever reserved.  The struct lies `color` cache lines (< DH_COLORS) above
+ * the base: heaps' bases are multiples of 4 GiB, so their structs would
+ * otherwise all fall into the same sets of the CPU's caches, and a thread
+ * that frees the blocks of many heaps would have them evict each other on
+ * every call. */
 DH_HIDDEN dh_heap_t *dh_region_create_in(const dh_config_t *cfg,
-                                         uintptr_t end, bool grow);
+                                         uintptr_t end, bool grow,
+                                         unsigned color);
+#define DH_COLORS 64u
 /* Pack `count` ranges of 2^shift bytes (less than DH_HEAP_ALIGN), one
  * after another from `start` (a multiple of DH_HEAP_ALIGN), into shared
  * granules of the heap map: heaps created there of that size are aligned

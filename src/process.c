@@ -323,6 +323,13 @@ static _Atomic bool taken_said, no_space_said;
  * if that is free, else, if the range is taken, anywhere (said once: its
  * addresses then differ between runs).  NULL (errno) if the address space
  * has no room: nothing is retried for that slot. */
+/* Where a slot's heap struct lies in its header (dh_region_create_in):
+ * neighbouring slots, and the slots of one depth of the map, 4096 apart,
+ * get different cache lines. */
+static unsigned slot_color(uint32_t slot) {
+    return (unsigned)((slot * 11u + (slot >> 12) * 5u) % DH_COLORS);
+}
+
 static dh_heap_t *slot_create(uint32_t slot) {
     dh_config_t cfg = DH_CONFIG_INIT;
     cfg.reserve = slot == 0          ? options.reserve
@@ -336,12 +343,12 @@ static dh_heap_t *slot_create(uint32_t slot) {
     dh_heap_t *h = NULL;
     if (want != 0) {
         cfg.base = want;
-        h = dh_region_create_in(&cfg, end, grow);
+        h = dh_region_create_in(&cfg, end, grow, slot_color(slot));
         if (h == NULL && errno != EEXIST) return NULL;
     }
     if (h == NULL) {
         cfg.base = 0;
-        h = dh_region_create_in(&cfg, end, false);
+        h = dh_region_create_in(&cfg, end, false, slot_color(slot));
         if (h == NULL) return NULL;
         if (want != 0) {
             char a[16], b[16];
@@ -355,8 +362,9 @@ static dh_heap_t *slot_create(uint32_t slot) {
         }
     }
     /* the process layer's part of the heap, in its header area */
-    if (!dh_os_commit((void *)(h->base + DH_PROC_PART),
-                      align_up(sizeof(dh_proc_heap_t), h->os_page))) {
+    uintptr_t part = (uintptr_t)dh_ph(h) & ~(uintptr_t)(h->os_page - 1);
+    if (!dh_os_commit((void *)part,
+                      align_up((uintptr_t)(dh_ph(h) + 1) - part, h->os_page))) {
         dh_region_destroy(h);
         return NULL;
     }

@@ -40,7 +40,7 @@
 
 /* What the process layer keeps about one of its heaps, beside the core
  * heap (struct dh_heap, which knows nothing of threads): in the heap's
- * header area, DH_PROC_PART bytes above its base, committed when the
+ * header area, DH_PROC_PART bytes above the core struct, committed when the
  * process layer creates the heap. */
 typedef struct dh_proc_heap {
     uint32_t owner_slot;      /* the slot this heap lives in */
@@ -87,8 +87,10 @@ typedef struct dh_proc_heap {
 #define DH_PROC_PART ((uintptr_t)8192)
 _Static_assert(sizeof(dh_heap_t) <= DH_PROC_PART,
                "the process part follows the core heap in the header");
-_Static_assert(DH_PROC_PART + sizeof(dh_proc_heap_t) <= DH_HEADER_SIZE / 2,
-               "and ends below the trace buffer (trace.c)");
+_Static_assert(DH_COLORS * DH_CACHE_LINE + DH_PROC_PART +
+                       sizeof(dh_proc_heap_t) <= DH_HEADER_SIZE / 2,
+               "and ends below the trace buffer (trace.c), the struct's "
+               "color included");
 
 /* The process layer's part of a heap it created. */
 DH_INLINE dh_proc_heap_t *dh_ph(const dh_heap_t *h) {

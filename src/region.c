@@ -233,7 +233,7 @@ static bool take(dh_heap_t *h, uintptr_t p, uintptr_t n) {
 }
 
 dh_heap_t *dh_region_create_in(const dh_config_t *cfg, uintptr_t end,
-                               bool grow) {
+                               bool grow, unsigned color) {
     dh_config_t defaults = DH_CONFIG_INIT;
     if (cfg == NULL) cfg = &defaults;
     if (!config_valid(cfg)) {
@@ -271,13 +271,14 @@ dh_heap_t *dh_region_create_in(const dh_config_t *cfg, uintptr_t end,
         errno = cfg->base ? EEXIST : ENOMEM;
         return NULL;
     }
-    size_t header = round_up(sizeof(dh_heap_t), dh_os_page_size());
+    uintptr_t offset = (uintptr_t)(color % DH_COLORS) * DH_CACHE_LINE;
+    size_t header = round_up(offset + sizeof(dh_heap_t), dh_os_page_size());
     if (!dh_os_commit(p, header)) {
         dh_os_release(p, mapped);
         errno = ENOMEM;
         return NULL;
     }
-    dh_heap_t *h = p;
+    dh_heap_t *h = (dh_heap_t *)(base + offset);
     layout(h, base, size, end, mapped, cfg);
     h->grows = grow;
     h->ext.fixed_base = cfg->base != 0;
@@ -318,7 +319,7 @@ bool dh_region_adopt(dh_heap_t *h) {
 }
 
 dh_heap_t *dh_region_create(const dh_config_t *cfg) {
-    return dh_region_create_in(cfg, 0, false);
+    return dh_region_create_in(cfg, 0, false, 0);
 }
 
 void dh_region_destroy(dh_heap_t *h) {

@@ -40,7 +40,7 @@ static void test_grow_remembers_refusal(void **state) {
     dh_config_t cfg = DH_CONFIG_INIT;
     cfg.reserve = GIB;
     cfg.base = GROW_BASE;
-    dh_heap_t *h = dh_region_create_in(&cfg, 0, true);
+    dh_heap_t *h = dh_region_create_in(&cfg, 0, true, 0);
     assert_non_null(h);
     void *a = dh_heap_malloc(h, MIB);
     assert_non_null(a);
@@ -79,7 +79,7 @@ static void test_end_below_size(void **state) {
     dh_config_t cfg = DH_CONFIG_INIT;
     cfg.reserve = GIB;
     cfg.base = END_BASE;
-    dh_heap_t *h = dh_region_create_in(&cfg, 256 * MIB, false);
+    dh_heap_t *h = dh_region_create_in(&cfg, 256 * MIB, false, 0);
     assert_non_null(h);
     dh_stats_t s;
     assert_true(dh_heap_stats(h, &s, sizeof s));
@@ -105,7 +105,7 @@ static void test_packed(void **state) {
     cfg.reserve = 16 * MIB;
     for (int i = 0; i < 8; i++) {
         cfg.base = PACK_BASE + (uintptr_t)i * 16 * MIB;
-        h[i] = dh_region_create_in(&cfg, 0, false);
+        h[i] = dh_region_create_in(&cfg, 0, false, 0);
         assert_non_null(h[i]);
         assert_int_equal(dh_heap_base(h[i]), cfg.base);
         p[i] = dh_heap_malloc(h[i], 48);
@@ -119,7 +119,7 @@ static void test_packed(void **state) {
     cfg.reserve = 32 * MIB;
     cfg.base = PACK_BASE + 32 * MIB;
     errno = 0;
-    assert_null(dh_region_create_in(&cfg, 0, false));
+    assert_null(dh_region_create_in(&cfg, 0, false, 0));
     for (int i = 0; i < 8; i += 2) dh_heap_destroy(h[i]);
     for (int i = 1; i < 8; i += 2) {
         assert_ptr_equal(dh_heap_of(p[i]), h[i]);
