@@ -122,12 +122,12 @@ static void fuzz_parse(const uint8_t *data, size_t size) {
 
 enum { OPT_BASE, OPT_RESERVE, OPT_ON_ERROR, OPT_STATS, OPT_TRACE, OPT_STACKS,
        OPT_STATS_FILE, OPT_REMOTE, OPT_THP, OPT_THREAD_RESERVE, OPT_CLASSES,
-       NOPT };
+       OPT_RECYCLE, NOPT };
 static const char *const opt_names[NOPT] = {
     "DETHEAP_BASE", "DETHEAP_RESERVE", "DETHEAP_ON_ERROR", "DETHEAP_STATS",
     "DETHEAP_TRACE", "DETHEAP_STACKS", "DETHEAP_STATS_FILE",
     "DETHEAP_REMOTE_FREE", "DETHEAP_THP", "DETHEAP_THREAD_RESERVE",
-    "DETHEAP_CLASSES"};
+    "DETHEAP_CLASSES", "DETHEAP_RECYCLE"};
 
 /* docs/OPTIONS.md: a switch is exactly "1" or "0" */
 static bool ref_bool(const char *v, bool *out) {
@@ -193,6 +193,11 @@ static bool ref_option(int opt, const char *v, dh_options_t *o) {
         else if (strcmp(v, "auto") == 0) o->thp = DH_THP_AUTO;
         else if (strcmp(v, "always") == 0) o->thp = DH_THP_ALWAYS;
         else if (strcmp(v, "never") == 0) o->thp = DH_THP_NEVER;
+        else return false;
+        return true;
+    case OPT_RECYCLE: /* docs/OPTIONS.md: move or off */
+        if (strcmp(v, "move") == 0) o->recycle_off = false;
+        else if (strcmp(v, "off") == 0) o->recycle_off = true;
         else return false;
         return true;
     case OPT_CLASSES: /* docs/OPTIONS.md: spec or fine */
@@ -264,6 +269,7 @@ static void fuzz_env(const uint8_t *data, size_t size) {
     FUZZ_CHECK(got.stacks == want.stacks);
     FUZZ_CHECK(got.stack_depth == want.stack_depth);
     FUZZ_CHECK(got.remote_owner == want.remote_owner);
+    FUZZ_CHECK(got.recycle_off == want.recycle_off);
     FUZZ_CHECK(got.thp == want.thp);
     FUZZ_CHECK(got.classes == want.classes);
     /* the strings are the environment's own: compare contents */

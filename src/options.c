@@ -145,6 +145,13 @@ static const char *opt_remote(dh_options_t *o, const char *v) {
     return NULL;
 }
 
+static const char *opt_recycle(dh_options_t *o, const char *v) {
+    if (is(v, "move")) o->recycle_off = false;
+    else if (is(v, "off")) o->recycle_off = true;
+    else return "expected move or off";
+    return NULL;
+}
+
 static const char *opt_thp(dh_options_t *o, const char *v) {
     if (is(v, "off")) o->thp = DH_THP_OFF;
     else if (is(v, "auto")) o->thp = DH_THP_AUTO;
@@ -216,6 +223,7 @@ static const struct {
     {"DETHEAP_TRACE", opt_trace},       {"DETHEAP_STACKS", opt_stacks},
     {"DETHEAP_STATS_FILE", opt_stats_file},
     {"DETHEAP_REMOTE_FREE", opt_remote},
+    {"DETHEAP_RECYCLE", opt_recycle},
     {"DETHEAP_THP", opt_thp},
     {"DETHEAP_THREAD_RESERVE", opt_thread_reserve},
     {"DETHEAP_CLASSES", opt_classes},

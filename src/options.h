@@ -31,6 +31,8 @@ typedef struct dh_options {
     int trace_log_fd;
     uint64_t trace_log_dev, trace_log_ino;
     bool remote_owner;       /* DETHEAP_REMOTE_FREE=owner: bounded memory */
+    bool recycle_off;        /* DETHEAP_RECYCLE=off: retired pages are
+                                decommitted, never moved (process.c) */
     dh_thp_t thp;            /* DETHEAP_THP: huge-page policy of each heap */
     dh_class_set_t classes;  /* DETHEAP_CLASSES: every heap's class set
                                 (default fine) */

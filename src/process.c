@@ -904,7 +904,8 @@ static _Atomic int move_fd = MOVE_UNTRIED;
 static uint64_t move_pid; /* the process that opened it (before move_fd) */
 
 /* The page-moving descriptor, or -1 (also while another thread opens it,
- * and always under valgrind, which does not know the call).  A forked
+ * with DETHEAP_RECYCLE=off, and always under valgrind, which does not
+ * know the call).  A forked
  * child has the descriptor too, but it still moves the pages of the
  * parent's address space: the child never uses it. */
 static int move_descriptor(void) {
@@ -915,7 +916,7 @@ static int move_descriptor(void) {
     if (!atomic_compare_exchange_strong(&move_fd, &fd, MOVE_OPENING))
         return -1;
     move_pid = dh_os_pid();
-    fd = DH_UNDER_VALGRIND ? -1 : dh_os_move_open();
+    fd = DH_UNDER_VALGRIND || options.recycle_off ? -1 : dh_os_move_open();
     atomic_store_explicit(&move_fd, fd, memory_order_release);
     return fd;
 }

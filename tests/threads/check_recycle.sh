@@ -5,8 +5,9 @@
 #   - every block the producer gets reads zero (fresh memory, pages that the
 #     consumer moved into the producer's range included);
 #   - the producer's heap has the same fingerprint (its calls and the
-#     addresses they got) in both runs, and in the same one as where the
-#     kernel cannot move pages (recycling moves pages, never addresses);
+#     addresses they got) in both runs, and in a third with
+#     DETHEAP_RECYCLE=off, which recycles nothing (recycling moves pages,
+#     never addresses);
 #   - where the kernel can move pages, the consumer recycled what it retired
 #     (its "recycled" figure in the DETHEAP_STATS report is not 0); where
 #     it cannot, that part is skipped, and says so.
@@ -18,7 +19,7 @@ prog=${1:?usage: check_recycle.sh PROG LIB [BLOCKS]}
 lib=${2:?usage: check_recycle.sh PROG LIB [BLOCKS]}
 blocks=${3:-5000000}
 [ -x "$prog" ] && [ -f "$lib" ] || { echo "missing $prog or $lib" >&2; exit 2; }
-unset DETHEAP_REMOTE_FREE DETHEAP_STATS
+unset DETHEAP_REMOTE_FREE DETHEAP_STATS DETHEAP_RECYCLE
 
 # col RUN INDEX N: column N of the report line of main's child INDEX (the
 # consumer is created first: 0; the producer: 1)
@@ -54,5 +55,16 @@ for run in 1 2; do
     [ -z "$fp" ] || [ "$pfp" = "$fp" ] || th_fail "the producer's fingerprint differs between runs: $fp, $pfp"
     fp=$pfp
 done
+# DETHEAP_RECYCLE=off: nothing recycled, and the same addresses
+th_run off "$lib" 120 DETHEAP_STATS=1 DETHEAP_RECYCLE=off \
+    DETHEAP_STATS_FILE="$th_tmp/off.stats" "$prog" "$blocks"
+th_clean off $? || th_finish
+ofp=$(col off 1 8)
+orec=$(col off 0 11)
+odirty=$(awk '/^dirty/ { print $2 }' "$th_tmp/off.out")
+echo "DETHEAP_RECYCLE=off: dirty $odirty, producer fingerprint $ofp, consumer recycled $orec B"
+[ "$orec" = 0 ] || th_fail "DETHEAP_RECYCLE=off: the consumer recycled $orec B"
+[ "$odirty" = 0 ] || th_fail "DETHEAP_RECYCLE=off: $odirty blocks did not read zero"
+[ "$ofp" = "$fp" ] || th_fail "the producer's fingerprint differs with DETHEAP_RECYCLE=off: $ofp, not $fp"
 [ "$th_failed" = 1 ] || th_pass "fresh blocks read zero, the producer's addresses are the same, retired pages were recycled where the kernel can"
 th_finish
