@@ -901,21 +901,21 @@ enum { MOVE_UNTRIED = -2, MOVE_OPENING = -3 };
 /* At most this much memory waits above a heap's carved data. */
 #define DH_PREFILL_MAX ((uintptr_t)2 << 20)
 static _Atomic int move_fd = MOVE_UNTRIED;
-static uint64_t move_pid; /* the process that opened it (before move_fd) */
+
+/* A forked child has the descriptor too, but it would still move the
+ * pages of the parent's address space: the child never uses it (nor opens
+ * one of its own: its pages are shared with the parent's anyway). */
+void dh_proc_after_fork_child(void) { atomic_store(&move_fd, -1); }
 
 /* The page-moving descriptor, or -1 (also while another thread opens it,
- * with DETHEAP_RECYCLE=off, and always under valgrind, which does not
- * know the call).  A forked
- * child has the descriptor too, but it still moves the pages of the
- * parent's address space: the child never uses it. */
+ * with DETHEAP_RECYCLE=off, in a forked child, and always under valgrind,
+ * which does not know the call). */
 static int move_descriptor(void) {
     int fd = atomic_load_explicit(&move_fd, memory_order_acquire);
-    if (DH_LIKELY(fd >= -1))
-        return fd >= 0 && move_pid != dh_os_pid() ? -1 : fd;
+    if (DH_LIKELY(fd >= -1)) return fd;
     if (fd == MOVE_OPENING) return -1;
     if (!atomic_compare_exchange_strong(&move_fd, &fd, MOVE_OPENING))
         return -1;
-    move_pid = dh_os_pid();
     fd = DH_UNDER_VALGRIND || options.recycle_off ? -1 : dh_os_move_open();
     atomic_store_explicit(&move_fd, fd, memory_order_release);
     return fd;

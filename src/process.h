@@ -234,5 +234,7 @@ DH_HIDDEN void dh_proc_report(int fd, bool json);
 DH_HIDDEN void dh_proc_lock(void);
 DH_HIDDEN void dh_proc_unlock(void);
 DH_HIDDEN void dh_proc_lock_reset(void); /* in a forked child */
+/* In a forked child: stop moving pages (process.c, "recycling"). */
+DH_HIDDEN void dh_proc_after_fork_child(void);
 
 #endif /* DH_PROCESS_H */

@@ -342,6 +342,7 @@ static void before_fork(void) { dh_proc_lock(); }
 static void after_fork_parent(void) { dh_proc_unlock(); }
 static void after_fork_child(void) {
     dh_proc_lock_reset();
+    dh_proc_after_fork_child();
     /* those threads do not exist here */
     memset(buckets, 0, sizeof buckets);
     unnamed = NULL;
