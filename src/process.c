@@ -974,10 +974,39 @@ static uintptr_t recycle_run(dh_heap_t *h, dh_heap_t *r, uintptr_t start,
     return moved;
 }
 
+/* Sort v[0..n) (n is small: insertion sort). */
+static void sort_addresses(uintptr_t *v, uint32_t n) {
+    for (uint32_t i = 1; i < n; i++)
+        for (uint32_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            uintptr_t t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+}
+
+/* Give h's pending pages of retired spans' state bytes back, sorted,
+ * adjacent ones in one call.  A span's state bytes are one page; spans
+ * that complete one after the other are seldom neighbours (the classes'
+ * spans interleave), their state pages more often are, once enough of
+ * them wait. */
+static void state_flush(dh_heap_t *h) {
+    uintptr_t *v = dh_ph(h)->state_pages;
+    uint32_t n = dh_ph(h)->state_pending;
+    dh_ph(h)->state_pending = 0;
+    sort_addresses(v, n);
+    uintptr_t page = h->os_page;
+    for (uint32_t i = 0; i < n;) {
+        uint32_t j = i + 1;
+        while (j < n && v[j] == v[j - 1] + page) j++;
+        dh_os_decommit((void *)v[i], v[j - 1] + page - v[i]);
+        i = j;
+    }
+}
+
 /* Give a run [start, end) of retired spans of range r back: their data
  * (moved to r's next pages where it can be, else decommitted), the whole
- * pages of their state bytes, and the mark that tells a check the spans'
- * state bytes may read zero. */
+ * pages of their state bytes (in batches of their own), and the mark that
+ * tells a check the spans' state bytes may read zero. */
 static void decommit_run(dh_heap_t *h, dh_heap_t *r, uintptr_t start,
                          uintptr_t end) {
     uintptr_t moved = recycle_run(h, r, start, end);
@@ -986,7 +1015,10 @@ static void decommit_run(dh_heap_t *h, dh_heap_t *r, uintptr_t start,
     uintptr_t page = r->os_page;
     uintptr_t st = ((uintptr_t)dh_state_at(r, start) + page - 1) & ~(page - 1);
     uintptr_t st_end = (uintptr_t)dh_state_at(r, end) & ~(page - 1);
-    if (st < st_end) dh_os_decommit((void *)st, st_end - st);
+    for (; st < st_end; st += page) {
+        dh_ph(h)->state_pages[dh_ph(h)->state_pending++] = st;
+        if (dh_ph(h)->state_pending == DH_STATE_BATCH) state_flush(h);
+    }
     for (uintptr_t span = start; span < end; span += DH_SPAN) {
         uint32_t *word;
         dh_span_of(r, span, &word);
@@ -1000,12 +1032,7 @@ static void decommit_flush(dh_heap_t *h) {
     uintptr_t *v = dh_ph(h)->decommit_spans;
     uint32_t n = dh_ph(h)->decommit_pending;
     dh_ph(h)->decommit_pending = 0;
-    for (uint32_t i = 1; i < n; i++) /* insertion sort: n <= 32 */
-        for (uint32_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
-            uintptr_t t = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
+    sort_addresses(v, n);
     for (uint32_t i = 0; i < n;) {
         dh_heap_t *r = dh_region_lookup(v[i]);
         uint32_t j = i + 1;

@@ -37,6 +37,9 @@
 /* Retired spans given back to the OS per batch (process.c): at most this
  * many spans' memory stays committed per thread heap meanwhile. */
 #define DH_DECOMMIT_BATCH 16
+/* Their pages of state bytes go back in batches of this many pages (at
+ * most 256 KiB per thread heap stays committed meanwhile). */
+#define DH_STATE_BATCH 64
 
 /* What the process layer keeps about one of its heaps, beside the core
  * heap (struct dh_heap, which knows nothing of threads): in the heap's
@@ -73,6 +76,8 @@ typedef struct dh_proc_heap {
     uint64_t retired_blocks, retired_bytes;
     uint32_t decommit_pending;
     uintptr_t decommit_spans[DH_DECOMMIT_BATCH];
+    uint32_t state_pending;
+    uintptr_t state_pages[DH_STATE_BATCH];
     /* Recycling (process.c): retired pages of this range that its freeing
      * threads moved, zeroed, to just above what this heap has carved.
      * move_state (atomic): 0 not asked yet, 1 being set up, 2 pages may be
