@@ -5,6 +5,7 @@
  *   image all DIR [MIB]   everything below, on a structure of about MIB
  *                         MiB (default 1024), its image in DIR; one line
  *                         of tab-separated figures per measurement
+ *   image rollback DIR [MIB]  part 2 alone, on one image built first
  *
  * 1. open vs rebuild: a fresh process builds a pointer structure (a binary
  *    tree of 2 M nodes per GiB, each with a string of 16..496 bytes, one
@@ -16,7 +17,8 @@
  * 2. rollback: the image opened privately, a snapshot taken, then rounds
  *    of "write one byte into 1% of its data pages, chosen at random, and
  *    restore": by dh_heap_rollback, by a fork()ed child doing the writes
- *    (what fuzzers do), and by copying the whole heap back.
+ *    (what fuzzers do), by copying the whole heap back, and (bench_cow) by
+ *    discarding the written pages of a copy-on-write mapping of a memfd.
  * 3. write tracking: what each way of finding the written pages costs on
  *    1 GiB of anonymous memory with 1% of its pages written: soft-dirty
  *    bits, userfaultfd asynchronous write protection, mprotect + SIGSEGV.
@@ -27,6 +29,12 @@
  *   (open_read_s: open, then read every block in address order;
  *   walk_after_build_s: the same tree walk in the process that built it)
  *   rollback WAY  pages_touched  round_s  restore_s  restore_us_per_page
+ *   (WAY dh_heap_rollback: restore_s is the rollback call alone, the
+ *   figure the 1/50 target is judged on; dh_heap_rollback+reread: the
+ *   rollback plus reading each written page once afterwards, where a
+ *   copy-on-write rollback pays its refaults; memfd-cow-*: the same for
+ *   the copy-on-write experiment of bench_cow, whose first line ends with
+ *   whether the contents came back)
  *   track    WAY  protect_s  write_us_per_page  find_s  note
  */
 #ifndef _GNU_SOURCE
@@ -48,7 +56,11 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/fs.h>
 #include <linux/userfaultfd.h>
+#include <sys/uio.h>
+
+#include "../src/wp_compat.h"
 
 #define BASE ((uintptr_t)0x560000000000ull)
 #define RESERVE ((uint64_t)4 << 30)
@@ -268,9 +280,174 @@ static void touch(unsigned char *data, size_t pages, size_t n, uint64_t *s) {
     for (size_t i = 0; i < n; i++) data[(rng(s) % pages) * PAGE + 8] ^= 1;
 }
 
+/* Read the pages touch() wrote with the same seed: what the lazy refaults
+ * of a copy-on-write rollback cost, paid by the next round. */
+static uint64_t reread(const unsigned char *data, size_t pages, size_t n,
+                       uint64_t *s) {
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i++) sum += data[(rng(s) % pages) * PAGE + 8];
+    return sum;
+}
+
 static bool first_block(const dh_block_info_t *b, void *user) {
     *(void **)user = b->ptr;
     return false;
+}
+
+/* ---- copy-on-write rollback over a memfd (an experiment) ------------------- */
+
+/* What a copy-on-write snapshot would cost, outside the library: the
+ * heap's data bytes written into a memfd, mapped privately at a fresh
+ * address, and rounds as above restored by discarding the private copies
+ * of the written pages (process_madvise(MADV_DONTNEED), so that they read
+ * the file again) instead of copying them back.  The written pages are
+ * found either by asynchronous userfaultfd write protection (a scan that
+ * protects them again; each run discarded: "memfd-cow-wp"), or by a
+ * page-table scan for private pages, discarded in whole 2 MiB windows,
+ * the range registered with userfaultfd with nothing protected, which
+ * turns off fault-around, so that a read fault maps one page
+ * ("memfd-cow-pt"). */
+typedef struct cow_bench {
+    unsigned char *map;
+    size_t bytes;
+    int uffd, pagemap, pidfd;
+    bool wp;
+} cow_bench_t;
+
+#define COW_WINDOW ((uint64_t)2 << 20)
+#define COW_RUNS 1024
+
+/* Discard n runs, in batches of COW_RUNS iovecs. */
+static void cow_discard(const cow_bench_t *c, const struct page_region *r,
+                        size_t n) {
+    static struct iovec iov[COW_RUNS];
+    for (size_t at = 0; at < n; at += COW_RUNS) {
+        size_t k = n - at < COW_RUNS ? n - at : COW_RUNS, want = 0;
+        for (size_t i = 0; i < k; i++) {
+            iov[i].iov_base = (void *)(uintptr_t)r[at + i].start;
+            iov[i].iov_len = r[at + i].end - r[at + i].start;
+            want += iov[i].iov_len;
+        }
+        if (syscall(SYS_process_madvise, c->pidfd, iov, k, MADV_DONTNEED, 0) !=
+            (long)want)
+            for (size_t i = 0; i < k; i++)
+                madvise(iov[i].iov_base, iov[i].iov_len, MADV_DONTNEED);
+    }
+}
+
+/* Widen runs to whole windows inside the mapping, merging those that
+ * meet; returns how many. */
+static size_t cow_widen(const cow_bench_t *c, struct page_region *r, size_t n) {
+    uint64_t lo = (uintptr_t)c->map, hi = lo + c->bytes;
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t a = r[i].start & ~(COW_WINDOW - 1);
+        uint64_t b = (r[i].end + COW_WINDOW - 1) & ~(COW_WINDOW - 1);
+        a = a < lo ? lo : a;
+        b = b > hi ? hi : b;
+        if (out > 0 && a <= r[out - 1].end) {
+            if (b > r[out - 1].end) r[out - 1].end = b;
+        } else {
+            r[out].start = a;
+            r[out].end = b;
+            out++;
+        }
+    }
+    return out;
+}
+
+static void cow_restore(const cow_bench_t *c) {
+    static struct page_region vec[COW_RUNS];
+    uint64_t end = (uintptr_t)c->map + c->bytes;
+    for (uint64_t at = (uintptr_t)c->map; at < end;) {
+        struct pm_scan_arg a = {.size = sizeof a, .start = at, .end = end,
+                                .vec = (uintptr_t)vec, .vec_len = COW_RUNS};
+        if (c->wp) {
+            a.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC;
+            a.category_mask = a.return_mask = PAGE_IS_WRITTEN;
+        } else { /* present or swapped, and not the file's page */
+            a.category_inverted = a.category_mask = a.return_mask = PAGE_IS_FILE;
+            a.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+        }
+        long n = ioctl(c->pagemap, PAGEMAP_SCAN, &a);
+        if (n < 0) die("PAGEMAP_SCAN");
+        cow_discard(c, vec, c->wp ? (size_t)n : cow_widen(c, vec, (size_t)n));
+        if (a.walk_end <= at) break;
+        at = a.walk_end;
+    }
+}
+
+static bool cow_setup(cow_bench_t *c, const unsigned char *data, size_t bytes) {
+    int fd = (int)syscall(SYS_memfd_create, "bench-cow", 1u /* MFD_CLOEXEC */);
+    if (fd < 0 || ftruncate(fd, (off_t)bytes) != 0) return false;
+    for (size_t at = 0; at < bytes;) {
+        ssize_t w = pwrite(fd, data + at, bytes - at, (off_t)at);
+        if (w <= 0) return false;
+        at += (size_t)w;
+    }
+    c->map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    close(fd); /* the mapping keeps the file */
+    if (c->map == MAP_FAILED) return false;
+    c->bytes = bytes;
+    c->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    struct uffdio_api api = {.api = UFFD_API,
+                             .features = UFFD_FEATURE_WP_ASYNC |
+                                         UFFD_FEATURE_WP_UNPOPULATED};
+    struct uffdio_register reg = {.range = {(uintptr_t)c->map, bytes},
+                                  .mode = UFFDIO_REGISTER_MODE_WP};
+    struct uffdio_writeprotect wp = {.range = {(uintptr_t)c->map, bytes},
+                                     .mode = UFFDIO_WRITEPROTECT_MODE_WP};
+    if (c->uffd < 0 || ioctl(c->uffd, UFFDIO_API, &api) != 0 ||
+        ioctl(c->uffd, UFFDIO_REGISTER, &reg) != 0 ||
+        (c->wp && ioctl(c->uffd, UFFDIO_WRITEPROTECT, &wp) != 0))
+        return false;
+    c->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    c->pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    return c->pagemap >= 0;
+}
+
+static void bench_cow(const char *way, const unsigned char *data, size_t bytes,
+                      bool wp) {
+    cow_bench_t c = {.wp = wp};
+    if (!cow_setup(&c, data, bytes)) {
+        printf("rollback\t%s\t0\t0\t0\t0\tunavailable: %s\n", way,
+               strerror(errno));
+        return;
+    }
+    size_t pages = bytes / PAGE, n = pages / 100;
+    uint64_t s = 9;
+    volatile uint64_t sink = 0;
+    touch(c.map, pages, n, &s);
+    cow_restore(&c); /* warm */
+    const int rounds = 20;
+    double t_touch = 0, t_restore = 0, t_reread = 0;
+    for (int r = 0; r < rounds; r++) {
+        uint64_t seed = s;
+        double t0 = now();
+        touch(c.map, pages, n, &s);
+        double t1 = now();
+        cow_restore(&c);
+        double t2 = now();
+        sink += reread(c.map, pages, n, &seed);
+        double t3 = now();
+        t_touch += t1 - t0;
+        t_restore += t2 - t1;
+        t_reread += t3 - t2;
+    }
+    (void)sink;
+    bool same = memcmp(c.map, data, bytes) == 0;
+    printf("rollback\t%s\t%zu\t%.6f\t%.6f\t%.3f\t%s\n", way, n,
+           (t_touch + t_restore) / rounds, t_restore / rounds,
+           t_restore / rounds / n * 1e6, same ? "contents ok" : "CONTENTS DIFFER");
+    char both[64];
+    snprintf(both, sizeof both, "%s+reread", way);
+    double t_both = t_restore + t_reread;
+    printf("rollback\t%s\t%zu\t%.6f\t%.6f\t%.3f\n", both, n,
+           (t_touch + t_both) / rounds, t_both / rounds, t_both / rounds / n * 1e6);
+    munmap(c.map, bytes);
+    close(c.uffd);
+    close(c.pagemap);
+    if (c.pidfd >= 0) close(c.pidfd);
 }
 
 static void bench_rollback(const char *path) {
@@ -285,21 +462,34 @@ static void bench_rollback(const char *path) {
     if (snap == NULL) die("dh_heap_snapshot");
     uint64_t s = 9;
     const int rounds = 20;
-    /* dh_heap_rollback */
+    /* dh_heap_rollback; the written pages are read again after each
+     * rollback in both figures (timed apart), so the rounds match */
     touch(data, pages, n, &s);
     dh_heap_rollback(h, snap); /* warm */
-    double t_round = 0, t_restore = 0;
+    double t_round = 0, t_restore = 0, t_reread = 0;
+    volatile uint64_t sink = 0;
     for (int r = 0; r < rounds; r++) {
+        uint64_t seed = s;
         double t0 = now();
         touch(data, pages, n, &s);
         double t1 = now();
         dh_heap_rollback(h, snap);
         double t2 = now();
+        sink += reread(data, pages, n, &seed);
+        double t3 = now();
         t_round += t2 - t0;
         t_restore += t2 - t1;
+        t_reread += t3 - t2;
     }
+    (void)sink;
     printf("rollback\tdh_heap_rollback\t%zu\t%.6f\t%.6f\t%.3f\n", n,
            t_round / rounds, t_restore / rounds, t_restore / rounds / n * 1e6);
+    /* the rollback and then reading each written page once more (a
+     * copy-on-write rollback's refaults: later, but paid all the same) */
+    double t_both = t_restore + t_reread;
+    printf("rollback\tdh_heap_rollback+reread\t%zu\t%.6f\t%.6f\t%.3f\n", n,
+           (t_round + t_reread) / rounds, t_both / rounds,
+           t_both / rounds / n * 1e6);
     /* fork: the child writes and exits, the parent goes on from its copy */
     t_round = 0;
     double t_fork = 0;
@@ -318,6 +508,9 @@ static void bench_rollback(const char *path) {
     }
     printf("rollback\tfork\t%zu\t%.6f\t%.6f\t%.3f\n", n, t_round / rounds,
            t_fork / rounds, t_fork / rounds / n * 1e6);
+    /* copy-on-write over a memfd: the same rounds, outside the library */
+    bench_cow("memfd-cow-wp", data, bytes, true);
+    bench_cow("memfd-cow-pt", data, bytes, false);
     /* a copy of the whole heap, copied back */
     unsigned char *copy = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                                MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
@@ -381,8 +574,6 @@ static void track_soft_dirty(void) {
            works ? "works" : "unavailable: no soft-dirty bits on this kernel");
     munmap(p, TRACK_BYTES);
 }
-
-#include "../src/wp_compat.h"
 
 static void track_uffd(void) {
     unsigned char *p = fresh_region();
@@ -490,6 +681,20 @@ int main(int argc, char **argv) {
         unlink(path);
         return 0;
     }
-    fprintf(stderr, "usage: image all DIR [MIB]\n");
+    if ((argc == 3 || argc == 4) && strcmp(argv[1], "rollback") == 0) {
+        char m[16], path[4096];
+        snprintf(m, sizeof m, "%s", argc == 4 ? argv[3] : "1024");
+        snprintf(path, sizeof path, "%s/bench-image.img", argv[2]);
+        char *b[] = {"image", "build", path, m, NULL};
+        FILE *f = run_child(b);
+        char line[256];
+        while (fgets(line, sizeof line, f) != NULL) continue;
+        fclose(f);
+        wait(NULL);
+        bench_rollback(path);
+        unlink(path);
+        return 0;
+    }
+    fprintf(stderr, "usage: image all|rollback DIR [MIB]\n");
     return 2;
 }

@@ -700,22 +700,36 @@ plot '{dat}' using 2:xtic(1) title columnheader(2){more}, 1 with lines lc rgb 'b
         rb = {r[1]: r for r in rows if r[0] == "rollback"}
         if rb:
             rrows = []
-            for way in ("dh_heap_rollback", "fork", "full-copy"):
+            ways = ("dh_heap_rollback", "dh_heap_rollback+reread", "fork",
+                    "memfd-cow-wp", "memfd-cow-wp+reread", "memfd-cow-pt",
+                    "memfd-cow-pt+reread", "full-copy")
+            for way in ways:
                 if way in rb:
                     r = rb[way]
                     rrows.append(["`%s`" % way, r[2], fmt(float(r[3]) * 1e3, 2),
-                                  fmt(float(r[4]) * 1e3, 2), fmt(float(r[5]), 2)])
+                                  fmt(float(r[4]) * 1e3, 2), fmt(float(r[5]), 2),
+                                  r[6] if len(r) > 6 else ""])
             self.w("Rollback after writing 1% of the pages (means of 20 rounds, "
-                   "3 for the full copy; restore = the rollback itself, the "
-                   "fork() for fork, the copy back for a full copy):")
+                   "3 for the full copy; restore = the rollback call itself, the "
+                   "fork() for fork, the copy back for a full copy; +reread: the "
+                   "restore and then reading each written page once more, where "
+                   "a copy-on-write restore pays its refaults; memfd-cow-*: the "
+                   "copy-on-write experiment of bench_cow, outside the library):")
             self.w()
             self.table(["way", "pages written", "round (ms)", "restore (ms)",
-                        "restore per written page (µs)"], rrows)
+                        "restore per written page (µs)", "note"], rrows)
             if "dh_heap_rollback" in rb and "full-copy" in rb:
-                ratio = float(rb["full-copy"][4]) / float(rb["dh_heap_rollback"][4])
+                # judged on the rollback call alone; the figure with the
+                # re-reads is shown beside it
+                full = float(rb["full-copy"][4])
+                ratio = full / float(rb["dh_heap_rollback"][4])
+                both = rb.get("dh_heap_rollback+reread")
+                note = "1/%.0f (the rollback call)" % ratio
+                if both is not None:
+                    note += "; 1/%.0f with the re-reads" % (full / float(both[4]))
                 self.targets.append((
                     "rollback after touching 1%: <= 1/50 of a full copy",
-                    "1/%.0f" % ratio, "met" if ratio >= 50 else "not met"))
+                    note, "met" if ratio >= 50 else "not met"))
         tr = [r for r in rows if r[0] == "track"]
         if tr:
             self.w("Write tracking on 1 GiB with 1% of the pages written:")

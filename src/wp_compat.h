@@ -42,5 +42,15 @@ struct pm_scan_arg {
 #define PM_SCAN_CHECK_WPASYNC (1 << 1)
 #define PAGE_IS_WRITTEN (1 << 1)
 #endif
+/* The other categories (also Linux 6.7), for headers that name only some. */
+#ifndef PAGE_IS_FILE
+#define PAGE_IS_FILE (1 << 2)
+#endif
+#ifndef PAGE_IS_PRESENT
+#define PAGE_IS_PRESENT (1 << 3)
+#endif
+#ifndef PAGE_IS_SWAPPED
+#define PAGE_IS_SWAPPED (1 << 4)
+#endif
 
 #endif /* DH_WP_COMPAT_H */
