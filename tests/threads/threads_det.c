@@ -69,7 +69,10 @@ static logical_t *logical(const char *name) {
     int i = atomic_fetch_add(&nthreads, 1);
     if (i >= MAX_THREADS) abort();
     logical_t *t = &threads[i];
-    snprintf(t->name, sizeof t->name, "%s", name);
+    size_t n = strlen(name); /* cut to fit, without a truncating format */
+    if (n >= sizeof t->name) n = sizeof t->name - 1;
+    memcpy(t->name, name, n);
+    t->name[n] = 0;
     t->rng = fnv_str(name) | 1;
     t->hash = 0xcbf29ce484222325ull;
     return t;

@@ -45,7 +45,10 @@ static node_t nodes[NODES];
 
 static node_t *node_at(int index, const char *path) {
     node_t *n = &nodes[index];
-    snprintf(n->path, sizeof n->path, "%s", path);
+    size_t len = strlen(path); /* cut to fit, without a truncating format */
+    if (len >= sizeof n->path) len = sizeof n->path - 1;
+    memcpy(n->path, path, len);
+    n->path[len] = 0;
     n->index = index;
     n->wide = -1;
     n->rng = th_rng(th_hash_str(path));
