@@ -64,7 +64,9 @@ DH_HIDDEN bool DH_OS_FN(decommit)(void *p, size_t size);
  * pages that become another part of the same range (process.c):
  * move_open: a descriptor for moving pages in this process, or -1 (errno
  * ENOSYS, EPERM, EINVAL: the kernel cannot, or forbids it).  Kept open for
- * the process's life (close-on-exec).
+ * the process's life (close-on-exec), numbered at three quarters of the
+ * descriptor limit or above, so that the program's own descriptors keep
+ * the numbers they would have had.
  * move_allow: let pages be moved into [p, p + size), anonymous private
  * memory of this process; false if the kernel refuses.  Nothing else
  * about the range changes (no fault is ever sent to the descriptor).

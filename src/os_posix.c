@@ -394,11 +394,27 @@ bool DH_OS_FN(wp_open)(int fds[2]) {
 
 /* ---- page moving --------------------------------------------------------------- */
 
+/* Renumber fd to three quarters of the descriptor limit or above, where a
+ * program's own descriptors (each the lowest free number) seldom reach:
+ * a descriptor the library opens at a moment that depends on other
+ * threads must not change the numbers the program's open() calls get. */
+static int fd_out_of_the_way(int fd) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur < 16)
+        return fd;
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, (int)(rl.rlim_cur / 4 * 3));
+    if (high < 0) return fd;
+    close(fd);
+    return high;
+}
+
 int DH_OS_FN(move_open)(void) {
     int saved = errno;
     int fd = uffd_open(UFFD_FEATURE_MOVE);
-    if (fd >= 0) errno = saved;
-    return fd;
+    if (fd < 0) return -1;
+    errno = saved;
+    return fd_out_of_the_way(fd);
 }
 
 bool DH_OS_FN(move_allow)(int fd, uintptr_t p, size_t size) {

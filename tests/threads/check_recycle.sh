@@ -8,6 +8,8 @@
 #     addresses they got) in both runs, and in a third with
 #     DETHEAP_RECYCLE=off, which recycles nothing (recycling moves pages,
 #     never addresses);
+#   - a fresh open() at the end gets the descriptor it gets under libc's
+#     malloc (the one detheap opens to move pages is out of the way);
 #   - where the kernel can move pages, the consumer recycled what it retired
 #     (its "recycled" figure in the DETHEAP_STATS report is not 0); where
 #     it cannot, that part is skipped, and says so.
@@ -28,6 +30,11 @@ col() {
         h && $2 == 1 && $3 == i { print $c; exit }' "$th_tmp/$1.stats"
 }
 
+# the descriptor a fresh open() gets at the end, under libc's malloc
+th_run libc none 120 "$prog" 1000
+th_clean libc $? || th_finish
+want_fd=$(awk '/^next_fd/ { print $2 }' "$th_tmp/libc.out")
+
 fp=
 for run in 1 2; do
     th_run "run$run" "$lib" 120 DETHEAP_STATS=1 \
@@ -44,6 +51,8 @@ for run in 1 2; do
     *[!0-9a-f:]* | *::* | :* | *:) th_fail "run $run: missing figures"; th_finish ;;
     esac
     [ "$dirty" = 0 ] || th_fail "run $run: $dirty blocks the producer got did not read zero"
+    nfd=$(awk '/^next_fd/ { print $2 }' "$out")
+    [ "$nfd" = "$want_fd" ] || th_fail "run $run: a fresh open() got descriptor $nfd, $want_fd under libc's malloc"
     [ "$retired" -gt 0 ] || th_fail "run $run: the consumer retired nothing: no recycling to test"
     if [ "$moves" = yes ]; then
         [ "$recycled" -gt 0 ] || th_fail "run $run: the kernel moves pages, but nothing was recycled"

@@ -12,7 +12,8 @@
  * consumer's retirements recycled included, so this must be 0), and
  * "kernel_moves_pages yes|no": whether this kernel lets a process move
  * its own pages (userfaultfd's UFFDIO_MOVE), which detheap's recycling
- * needs.  With LIMIT_KB, the producer stops early once the
+ * needs, and "next_fd N": the descriptor a fresh open() gets at the end
+ * (the allocator's own descriptors must not take the program's numbers).  With LIMIT_KB, the producer stops early once the
  * resident set exceeds it (checked every 64 Ki blocks) and the program
  * prints "over_limit_at BLOCK rss_kb N": a run that is going to fail its
  * bound does not have to fill memory first.
@@ -144,6 +145,9 @@ int main(int argc, char **argv) {
     printf("peak_rss_kb %ld\n", th_peak_rss_kb());
     printf("dirty %ld\n", dirty);
     printf("kernel_moves_pages %s\n", kernel_moves_pages() ? "yes" : "no");
+    int fd = open("/dev/null", O_RDONLY);
+    printf("next_fd %d\n", fd);
+    if (fd >= 0) close(fd);
     if (over_at >= 0)
         printf("over_limit_at %ld rss_kb %ld\n", over_at, over_rss);
     if (corrupt) fprintf(stderr, "FAIL: %ld corrupted blocks\n", corrupt);
