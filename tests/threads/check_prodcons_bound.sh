@@ -10,10 +10,8 @@
 # Exit status: 0 bounded, 1 not (or a run failed), 2 usage.
 set -u
 . "$(dirname "$0")/thread_common.sh"
-prog=${1:?usage: check_prodcons_bound.sh PROG LIB [BLOCKS]}
-lib=${2:?usage: check_prodcons_bound.sh PROG LIB [BLOCKS]}
+th_prog_lib "check_prodcons_bound.sh PROG LIB [BLOCKS]" "$@"
 blocks=${3:-50000000}
-[ -x "$prog" ] && [ -f "$lib" ] || { echo "missing $prog or $lib" >&2; exit 2; }
 secs=50 # a run takes 2..5 s; 3 runs stay within the ctest TIMEOUT
 unset DETHEAP_REMOTE_FREE # the default mode is the default options
 

@@ -17,10 +17,8 @@
 # Exit status: 0 passed, 1 failed, 2 usage, 77 skipped.
 set -u
 . "$(dirname "$0")/thread_common.sh"
-prog=${1:?usage: check_recycle.sh PROG LIB [BLOCKS]}
-lib=${2:?usage: check_recycle.sh PROG LIB [BLOCKS]}
+th_prog_lib "check_recycle.sh PROG LIB [BLOCKS]" "$@"
 blocks=${3:-5000000}
-[ -x "$prog" ] && [ -f "$lib" ] || { echo "missing $prog or $lib" >&2; exit 2; }
 unset DETHEAP_REMOTE_FREE DETHEAP_STATS DETHEAP_RECYCLE
 
 # col RUN INDEX N: column N of the report line of main's child INDEX (the

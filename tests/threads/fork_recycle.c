@@ -31,16 +31,7 @@ static long dirty, corrupt;
 static void *producer(void *arg) {
     (void)arg;
     for (long i = 0; i < blocks; i++) {
-        unsigned char *p = th_malloc(BLOCK);
-        if (p == NULL) {
-            fprintf(stderr, "FAIL: malloc(%d) #%ld failed\n", BLOCK, i);
-            exit(1);
-        }
-        for (int k = 0; k < BLOCK; k++)
-            if (p[k] != 0) {
-                dirty++;
-                break;
-            }
+        unsigned char *p = th_fresh_block(BLOCK, i, &dirty);
         memset(p, (unsigned char)i, BLOCK);
         unsigned long t = __atomic_load_n(&tail, __ATOMIC_RELAXED);
         while (t - __atomic_load_n(&head, __ATOMIC_ACQUIRE) == RING)

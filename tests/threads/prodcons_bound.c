@@ -81,16 +81,7 @@ static void *producer(void *arg) {
                 break;
             }
         }
-        unsigned char *p = th_malloc(BLOCK);
-        if (p == NULL) {
-            fprintf(stderr, "FAIL: malloc(%d) #%ld failed\n", BLOCK, i);
-            exit(1);
-        }
-        for (int k = 0; k < BLOCK; k++)
-            if (p[k] != 0) {
-                dirty++;
-                break;
-            }
+        unsigned char *p = th_fresh_block(BLOCK, i, &dirty);
         memcpy(p, &i, sizeof i);
         p[BLOCK - 1] = (unsigned char)i;
         c.p[c.n++] = p;

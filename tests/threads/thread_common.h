@@ -125,6 +125,23 @@ static inline int th_create(pthread_t *tid, const pthread_attr_t *attr,
     return rc;
 }
 
+/* malloc(n) for the i-th block of a producer, which must not fail (the
+ * program ends with a message if it does); *dirty counts the blocks that
+ * did not read zero, as fresh memory does. */
+static inline unsigned char *th_fresh_block(size_t n, long i, long *dirty) {
+    unsigned char *p = th_malloc(n);
+    if (p == NULL) {
+        fprintf(stderr, "FAIL: malloc(%zu) #%ld failed\n", n, i);
+        exit(1);
+    }
+    for (size_t k = 0; k < n; k++)
+        if (p[k] != 0) {
+            ++*dirty;
+            break;
+        }
+    return p;
+}
+
 /* The process's peak resident set in KiB: VmHWM from /proc/self/status,
  * else getrusage's ru_maxrss (the same counter). */
 static inline long th_peak_rss_kb(void) {

@@ -10,6 +10,9 @@
 #       says what went wrong (and the first lines of stderr) and is false.
 #       With th_notices_ok=1, "detheap:" lines are shown (note: ...), not
 #       judged.
+#   th_prog_lib USAGE PROG LIB ...
+#       sets $prog and $lib from a driver's first two arguments (exits 2,
+#       with USAGE, if one is missing or is not there)
 #   th_skip MSG    prints "SKIP: MSG" and exits 77 (ctest's SKIP_RETURN_CODE):
 #                  the test cannot apply on this machine
 #   th_missing MSG a tool the test needs is missing: as th_skip, but when
@@ -25,6 +28,12 @@ th_failed=0
 th_tmp=$(mktemp -d "${TMPDIR:-/tmp}/dh-threads.XXXXXX") || exit 2
 trap 'rm -rf "$th_tmp"' EXIT
 
+th_prog_lib() {
+    _usage=$1
+    prog=${2:-} lib=${3:-}
+    [ -n "$prog" ] && [ -n "$lib" ] || { echo "usage: $_usage" >&2; exit 2; }
+    [ -x "$prog" ] && [ -f "$lib" ] || { echo "missing $prog or $lib" >&2; exit 2; }
+}
 th_skip() { echo "SKIP: $*"; exit 77; }
 th_missing() {
     [ -z "${CI:-}" ] || { echo "FAIL: $* (CI is set: a missing tool fails)"; exit 1; }
