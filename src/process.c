@@ -319,10 +319,6 @@ static void say_once(_Atomic bool *said, const char *const *parts, size_t n) {
 
 static _Atomic bool taken_said, no_space_said;
 
-/* Create the heap of slot `slot` (its claim already made): at its place
- * if that is free, else, if the range is taken, anywhere (said once: its
- * addresses then differ between runs).  NULL (errno) if the address space
- * has no room: nothing is retried for that slot. */
 /* Where a slot's heap struct lies in its header (dh_region_create_in):
  * neighbouring slots, and the slots of one depth of the map, 4096 apart,
  * get different cache lines. */
@@ -330,6 +326,10 @@ static unsigned slot_color(uint32_t slot) {
     return (unsigned)((slot * 11u + (slot >> 12) * 5u) % DH_COLORS);
 }
 
+/* Create the heap of slot `slot` (its claim already made): at its place
+ * if that is free, else, if the range is taken, anywhere (said once: its
+ * addresses then differ between runs).  NULL (errno) if the address space
+ * has no room: nothing is retried for that slot. */
 static dh_heap_t *slot_create(uint32_t slot) {
     dh_config_t cfg = DH_CONFIG_INIT;
     cfg.reserve = slot == 0          ? options.reserve

@@ -1,13 +1,13 @@
 #!/bin/sh
 # check_recycle.sh PROG LIB [BLOCKS]: retired pages recycled, in the default
 # mode, on a pure producer/consumer (PROG = prodcons_bound, BLOCKS blocks of
-# 64 bytes, default 5,000,000), two runs:
+# 64 bytes, default 5,000,000), three runs (two with DETHEAP_RECYCLE=move,
+# the default, one with =off):
 #   - every block the producer gets reads zero (fresh memory, pages that the
 #     consumer moved into the producer's range included);
 #   - the producer's heap has the same fingerprint (its calls and the
-#     addresses they got) in both runs, and in a third with
-#     DETHEAP_RECYCLE=off, which recycles nothing (recycling moves pages,
-#     never addresses);
+#     addresses they got) in all three (recycling moves pages, never
+#     addresses), and =off recycles nothing;
 #   - a fresh open() at the end gets the descriptor it gets under libc's
 #     malloc (the one detheap opens to move pages is out of the way);
 #   - where the kernel can move pages, the consumer recycled what it retired
@@ -34,17 +34,19 @@ th_clean libc $? || th_finish
 want_fd=$(awk '/^next_fd/ { print $2 }' "$th_tmp/libc.out")
 
 fp=
-for run in 1 2; do
-    th_run "run$run" "$lib" 120 DETHEAP_STATS=1 \
-        DETHEAP_STATS_FILE="$th_tmp/run$run.stats" "$prog" "$blocks"
-    th_clean "run$run" $? || th_finish
-    out=$th_tmp/run$run.out
+for run in 1 2 off; do
+    mode=DETHEAP_RECYCLE=move
+    [ "$run" != off ] || mode=DETHEAP_RECYCLE=off
+    th_run "$run" "$lib" 120 DETHEAP_STATS=1 "$mode" \
+        DETHEAP_STATS_FILE="$th_tmp/$run.stats" "$prog" "$blocks"
+    th_clean "$run" $? || th_finish
+    out=$th_tmp/$run.out
     dirty=$(awk '/^dirty/ { print $2 }' "$out")
     moves=$(awk '/^kernel_moves_pages/ { print $2 }' "$out")
-    pfp=$(col "run$run" 1 8)
-    retired=$(col "run$run" 0 9)
-    recycled=$(col "run$run" 0 11)
-    echo "run $run: dirty $dirty, producer fingerprint $pfp, consumer retired $retired B, recycled $recycled B (kernel moves pages: $moves)"
+    pfp=$(col "$run" 1 8)
+    retired=$(col "$run" 0 9)
+    recycled=$(col "$run" 0 11)
+    echo "run $run ($mode): dirty $dirty, producer fingerprint $pfp, consumer retired $retired B, recycled $recycled B (kernel moves pages: $moves)"
     case "$dirty:$retired:$recycled:$pfp" in
     *[!0-9a-f:]* | *::* | :* | *:) th_fail "run $run: missing figures"; th_finish ;;
     esac
@@ -52,26 +54,17 @@ for run in 1 2; do
     nfd=$(awk '/^next_fd/ { print $2 }' "$out")
     [ "$nfd" = "$want_fd" ] || th_fail "run $run: a fresh open() got descriptor $nfd, $want_fd under libc's malloc"
     [ "$retired" -gt 0 ] || th_fail "run $run: the consumer retired nothing: no recycling to test"
-    if [ "$moves" = yes ]; then
+    if [ "$run" = off ]; then
+        [ "$recycled" = 0 ] || th_fail "run $run: recycled $recycled B with DETHEAP_RECYCLE=off"
+    elif [ "$moves" = yes ]; then
         [ "$recycled" -gt 0 ] || th_fail "run $run: the kernel moves pages, but nothing was recycled"
         [ "$recycled" -le "$retired" ] || th_fail "run $run: recycled $recycled B > retired $retired B"
-    elif [ "$run" = 1 ]; then
-        echo "SKIP (part): this kernel cannot move pages (UFFDIO_MOVE, Linux 6.8): retired pages are decommitted instead"
+    else
+        [ "$run" != 1 ] || echo "SKIP (part): this kernel cannot move pages (UFFDIO_MOVE, Linux 6.8): retired pages are decommitted instead"
         [ "$recycled" = 0 ] || th_fail "run $run: recycled $recycled B without the kernel's page moving"
     fi
-    [ -z "$fp" ] || [ "$pfp" = "$fp" ] || th_fail "the producer's fingerprint differs between runs: $fp, $pfp"
+    [ -z "$fp" ] || [ "$pfp" = "$fp" ] || th_fail "run $run: the producer's fingerprint differs: $pfp, not $fp"
     fp=$pfp
 done
-# DETHEAP_RECYCLE=off: nothing recycled, and the same addresses
-th_run off "$lib" 120 DETHEAP_STATS=1 DETHEAP_RECYCLE=off \
-    DETHEAP_STATS_FILE="$th_tmp/off.stats" "$prog" "$blocks"
-th_clean off $? || th_finish
-ofp=$(col off 1 8)
-orec=$(col off 0 11)
-odirty=$(awk '/^dirty/ { print $2 }' "$th_tmp/off.out")
-echo "DETHEAP_RECYCLE=off: dirty $odirty, producer fingerprint $ofp, consumer recycled $orec B"
-[ "$orec" = 0 ] || th_fail "DETHEAP_RECYCLE=off: the consumer recycled $orec B"
-[ "$odirty" = 0 ] || th_fail "DETHEAP_RECYCLE=off: $odirty blocks did not read zero"
-[ "$ofp" = "$fp" ] || th_fail "the producer's fingerprint differs with DETHEAP_RECYCLE=off: $ofp, not $fp"
 [ "$th_failed" = 1 ] || th_pass "fresh blocks read zero, the producer's addresses are the same, retired pages were recycled where the kernel can"
 th_finish
