@@ -31,6 +31,9 @@
 
 #include <errno.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define SNAP_MAGIC 0x70616e73746564ull /* "detsnap" */
 #define SNAP_PARTS 3
@@ -123,31 +126,59 @@ dh_snapshot_t *dh_heap_snapshot(dh_heap_t *h) {
     return s;
 }
 
+/* Copy whole pages back from the snapshot: non-temporal stores where the
+ * machine has them, so the heap's pages are not read in first only to be
+ * overwritten (a rollback's pages are scattered: their lines are seldom
+ * in any cache). */
+static void copy_back(void *to, const void *from, size_t n) {
+#if defined(__SSE2__)
+    if (((uintptr_t)to & 15) != 0 || (n & 63) != 0) {
+        memcpy(to, from, n);
+        return;
+    }
+    __m128i *d = to;
+    const __m128i *s = from;
+    for (size_t i = 0; i < n / sizeof *d; i += 4) {
+        __m128i a = _mm_loadu_si128(s + i), b = _mm_loadu_si128(s + i + 1),
+                c = _mm_loadu_si128(s + i + 2), e = _mm_loadu_si128(s + i + 3);
+        _mm_stream_si128(d + i, a);
+        _mm_stream_si128(d + i + 1, b);
+        _mm_stream_si128(d + i + 2, c);
+        _mm_stream_si128(d + i + 3, e);
+    }
+    _mm_sfence();
+#else
+    memcpy(to, from, n);
+#endif
+}
+
 /* Copy back the pages of part p written since the last scan, and protect
- * them again; everything, if the scan fails. */
+ * them again; everything, if a scan fails.  Each batch of runs is
+ * protected right after it is copied (the copy itself writes the pages),
+ * while the page tables just walked are still in the cache. */
 static void restore_part(const dh_snapshot_t *s, const part_t *p) {
     const unsigned char *copy = (const unsigned char *)s + p->off;
     uintptr_t end = p->addr + p->len;
     dh_os_run_t runs[128];
     for (uintptr_t at = p->addr; s->tracked && at < end;) {
-        uintptr_t next;
+        uintptr_t next, q;
         long n = dh_os_wp_scan(s->wp, at, end, false, runs, 128, &next);
         if (n < 0 || next <= at) break;
         for (long i = 0; i < n; i++)
-            memcpy((void *)runs[i].start, copy + (runs[i].start - p->addr),
-                   runs[i].end - runs[i].start);
-        at = next;
-        if (at >= end) { /* all copied: protect them again */
-            for (uintptr_t q = p->addr; q < end;) {
-                if (dh_os_wp_scan(s->wp, q, end, true, runs, 128, &next) < 0 ||
-                    next <= q)
-                    break;
-                q = next;
-            }
-            return;
+            copy_back((void *)runs[i].start, copy + (runs[i].start - p->addr),
+                      runs[i].end - runs[i].start);
+        for (q = at; q < next;) {
+            uintptr_t done;
+            if (dh_os_wp_scan(s->wp, q, next, true, runs, 128, &done) < 0 ||
+                done <= q)
+                break;
+            q = done;
         }
+        if (q < next) break;
+        at = next;
+        if (at >= end) return;
     }
-    memcpy((void *)p->addr, copy, p->len); /* untracked, or the scan failed */
+    memcpy((void *)p->addr, copy, p->len); /* untracked, or a scan failed */
 }
 
 bool dh_heap_rollback(dh_heap_t *h, const dh_snapshot_t *s) {
