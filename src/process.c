@@ -67,6 +67,13 @@ static _Atomic int lock_word;
  * timing) and what threads past their exit allocate.  Its blocks always
  * come back to it, so no thread's own heap sees any of that. */
 static dh_heap_t *sys_heap;
+
+/* The process whose heaps these are: set when the process heap starts and
+ * in a forked child.  A child made by vfork (or a raw clone) shares the
+ * parent's memory, and its pid differs: it must not write the parent's
+ * trace or report. */
+static _Atomic uint64_t heap_pid;
+static _Atomic bool exit_done;
 static dh_heap_t *orphans; /* heaps of detached threads; under the lock */
 
 /* ---- the lock --------------------------------------------------------------- */
@@ -536,6 +543,7 @@ void dh_proc_system_leave(void) {
 }
 
 static void init_process(void) {
+    atomic_store(&heap_pid, dh_os_pid());
     dh_options_read(&options);
     dh_observe = options.stats || options.trace || options.stacks;
     map_init();
@@ -905,7 +913,11 @@ static _Atomic int move_fd = MOVE_UNTRIED;
 /* A forked child has the descriptor too, but it would still move the
  * pages of the parent's address space: the child never uses it (nor opens
  * one of its own: its pages are shared with the parent's anyway). */
-void dh_proc_after_fork_child(void) { atomic_store(&move_fd, -1); }
+void dh_proc_after_fork_child(void) {
+    atomic_store(&move_fd, -1);
+    atomic_store(&heap_pid, dh_os_pid());
+    atomic_store(&exit_done, false);
+}
 
 /* The page-moving descriptor, or -1 (also while another thread opens it,
  * with DETHEAP_RECYCLE=off, in a forked child, and always under valgrind,
@@ -1371,11 +1383,15 @@ void dh_observe_op(dh_heap_t *h, dh_op_t op, uint64_t a, uint64_t b,
     if (options.trace && !dh_self.in_hook) dh_trace_record(h, op, a, b, in, out);
 }
 
-/* At exit: finish the trace and print the statistics.  It lives here, in
- * the file every user of the process heap links, so that a static link
- * gets it too. */
-__attribute__((destructor)) static void at_exit(void) {
+/* At exit (the destructor below) or _exit (the preload library's
+ * interposer, override/exit.c): finish the trace and print the
+ * statistics, once.  It lives here, in the file every user of the process
+ * heap links, so that a static link gets it too. */
+void dh_proc_exit_work(void) {
     if (dh_self.heap == NULL) return; /* the process heap was never used */
+    if (dh_os_pid() != atomic_load(&heap_pid) ||
+        atomic_exchange(&exit_done, true))
+        return;
     const dh_options_t *o = dh_proc_options();
     if (o->trace) dh_trace_finish();
     if (!o->stats) return;
@@ -1394,3 +1410,5 @@ __attribute__((destructor)) static void at_exit(void) {
     dh_proc_report(fd, o->stats_json);
     if (fd != 2) dh_os_close(fd);
 }
+
+__attribute__((destructor)) static void at_exit(void) { dh_proc_exit_work(); }

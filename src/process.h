@@ -241,5 +241,8 @@ DH_HIDDEN void dh_proc_unlock(void);
 DH_HIDDEN void dh_proc_lock_reset(void); /* in a forked child */
 /* In a forked child: stop moving pages (process.c, "recycling"). */
 DH_HIDDEN void dh_proc_after_fork_child(void);
+/* What exit does for the process heap (finish the trace, print the
+ * statistics), once per process; nothing in a vfork child. */
+DH_HIDDEN void dh_proc_exit_work(void);
 
 #endif /* DH_PROCESS_H */

@@ -188,6 +188,24 @@ static void scan_output(run_t *run, const char *output) {
     free(text);
 }
 
+/* A traced program image that wrote no end record (exit, _exit and exec
+ * write one) was killed or left some other way: its last calls may never
+ * have reached its trace.  Not a problem for the program the run started,
+ * when the run died of a signal: that is the crash the verdict reports. */
+static void no_end_problems(run_t *run) {
+    for (int i = 0; i < run->n; i++) {
+        const dh_tdb_image_t *im = run->procs[i];
+        if (im->have_end) continue;
+        if (im->pid == root_pid && WIFSIGNALED(run->status)) continue;
+        char who[64];
+        snprintf(who, sizeof who, "process %llu", (unsigned long long)im->pid);
+        add_problem(run, "%s %s", who,
+                    "wrote no end record: it was killed, or left without "
+                    "exit, _exit or exec, so its last heap calls may be "
+                    "missing from its trace");
+    }
+}
+
 /* Load every trace of a run's directory; -1 after an error message. */
 static int load_run(run_t *run) {
     char **names;
@@ -452,6 +470,7 @@ static int do_run(const check_t *ck, const char *name, bool aslr_off,
     char moved[4400];
     snprintf(moved, sizeof moved, "%s/output", run->dir);
     scan_output(run, moved);
+    no_end_problems(run);
     if (run->n == 0 && run->nproblems == 0) {
         char how[64];
         dh_tool_describe_status(run->status, how, sizeof how);
@@ -556,13 +575,19 @@ static int verdict_same(const check_t *ck, run_t *runs) {
            runs[0].n > 1 ? " (fingerprint of the first process)" : "");
     if (st != 0) printf("  every run %s\n", how);
     if (first->nslots > 1) {
+        /* the first few by slot; a program of thousands of threads gets
+         * a count, not a screenful */
+        enum { SHOWN = 16 };
+        unsigned shown = 0, all = 0;
         printf("  threads:");
         for (uint32_t s = 0; s < first->nslots; s++) {
             const dh_tdb_slot_t *sl = &first->slots[s];
             if (sl->n == 0 && !sl->have_thread) continue;
-            printf("%s slot %" PRIu32 " '%s'", s ? "," : "", s,
+            if (all++ >= SHOWN) continue;
+            printf("%s slot %" PRIu32 " '%s'", shown++ ? "," : "", s,
                    sl->name[0] ? sl->name : "?");
         }
+        if (all > shown) printf(", ... (%u in all)", all);
         printf("\n");
     }
     return DH_EXIT_OK;

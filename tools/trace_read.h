@@ -16,7 +16,7 @@
 
 #define DH_TRACE_HEADER_SIZE 64u
 #define DH_TRACE_RECORD_SIZE 32u
-#define DH_TRACE_MAX_SLOTS 1024u
+#define DH_TRACE_MAX_SLOTS 32768u /* the library's DH_MAX_SLOTS (process.h) */
 /* The library records at most 248 frames (240 of the program's and 8 of
  * its own); a corrupt count beyond this is rejected. */
 #define DH_TRACE_MAX_FRAMES 256u

@@ -221,11 +221,17 @@ const dh_tdb_call_t **dh_tdb_order(const dh_tdb_image_t *im, size_t *n) {
     size_t total = dh_tdb_calls(im), k = 0;
     const dh_tdb_call_t **out = malloc((total + 1) * sizeof *out);
     size_t *cur = calloc(im->nslots + 1, sizeof *cur);
+    /* the slots that made calls: slot numbers run to 32767, and a pass
+     * over all of them per step would cost more than the calls */
+    uint32_t *used = calloc(im->nslots + 1, sizeof *used), nused = 0;
     dh_ptrmap_t live = {0};
-    bool ok = out && cur;
+    bool ok = out && cur && used;
+    for (uint32_t s = 0; ok && s < im->nslots; s++)
+        if (im->slots[s].n > 0) used[nused++] = s;
     while (ok && k < total) {
         bool moved = false;
-        for (uint32_t s = 0; s < im->nslots && ok; s++) {
+        for (uint32_t u = 0; u < nused && ok; u++) {
+            uint32_t s = used[u];
             const dh_tdb_slot_t *sl = &im->slots[s];
             while (cur[s] < sl->n && ready(&live, &sl->v[cur[s]])) {
                 ok = apply(&live, &sl->v[cur[s]]);
@@ -236,13 +242,16 @@ const dh_tdb_call_t **dh_tdb_order(const dh_tdb_image_t *im, size_t *n) {
         if (moved || !ok) continue;
         /* nothing can come: a record is missing (a lost buffer); take
          * the first waiting call as it is */
-        for (uint32_t s = 0; s < im->nslots; s++)
+        for (uint32_t u = 0; u < nused; u++) {
+            uint32_t s = used[u];
             if (cur[s] < im->slots[s].n) {
                 ok = apply(&live, &im->slots[s].v[cur[s]]);
                 out[k++] = &im->slots[s].v[cur[s]++];
                 break;
             }
+        }
     }
+    free(used);
     free(cur);
     dh_ptrmap_free(&live);
     if (!ok) {

@@ -2,8 +2,9 @@
 # symbols.sh - the shared library's ABI surface.  Every exported function
 # must be a public dh_ function declared in detheap.h, a malloc-family or
 # C++ operator new/delete replacement, one of the pthread wrappers that
-# give each thread its heap (src/thread.c), or one of the exec wrappers
-# that write a trace out before exec (src/override/exec.c); every function
+# give each thread its heap (src/thread.c), one of the exec wrappers
+# that write a trace out before exec (src/override/exec.c), or _exit and
+# _Exit, which finish the trace as exit does (src/override/exit.c); every function
 # detheap.h
 # declares must be exported; and the SONAME must be the expected one.
 #
@@ -29,7 +30,7 @@ malloc_trim malloc_stats malloc_info mallopt'
 pthread_wrappers='pthread_create pthread_join pthread_tryjoin_np
 pthread_timedjoin_np pthread_detach'
 exec_wrappers='execve execv execvp execvpe execl execlp execle fexecve
-execveat'
+execveat _exit _Exit'
 
 exported=$(nm -D --defined-only "$lib" | awk 'NF == 3 {print $3}' |
            sed 's/@.*//' | sort -u)

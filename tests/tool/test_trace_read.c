@@ -108,8 +108,8 @@ static void test_errors_name_offsets(void **state) {
     buf[0] = 'X';
     expect_error(buf, len, "offset 0: not a detheap trace (bad magic)");
     make_small(buf);
-    buf[64 + 5] = 0x10; /* slot 4096 */
-    expect_error(buf, len, "offset 68: malloc record of slot 4096 (max 1023)");
+    buf[64 + 5] = 0x80; /* slot 32768: one past the library's last */
+    expect_error(buf, len, "offset 68: malloc record of slot 32768 (max 32767)");
     make_small(buf);
     buf[64 + 32 + 2] = 0;
     expect_error(buf, len, "offset 98: frames record with 0 frames (1..256)");

@@ -274,6 +274,44 @@ threads)
   expect 0 "$detheap" run --top -- "$bin/tool_prodcons"
   has "^  heap slot [12]: thread [0-9]* 'producer'"
   ;;
+exit)
+  # a child that leaves by _exit: its calls reach the trace (the preload
+  # library's _exit writes it out), so a size that depends on its pid is
+  # seen
+  expect 1 "$detheap" check -n 3 -- "$bin/tool_exit" _
+  has "^nondeterministic: "
+  has "^  run 1: malloc("
+  expect 0 "$detheap" check -- "$bin/tool_exit" same
+  has "^deterministic: 2 runs, fingerprint [0-9a-f]*$"
+  has "^  2 program images, 3 heap calls per run"
+  expect 0 "$detheap" check -- "$bin/tool_exit" Exit
+  has "^  2 program images, 3 heap calls per run"
+  # one killed: its trace may have lost calls, so no verdict
+  expect 3 "$detheap" check -- "$bin/tool_exit" kill
+  has "^incomplete: "
+  has "^  run 1: process [0-9]* wrote no end record: it was killed"
+  hasnt "^deterministic"
+  # and the statistics of a child that _exits are printed, as at exit
+  lib=$(dirname "$detheap")/libdetheap.so
+  [ -e "$lib" ] || skip "no $lib beside the tool"
+  DETHEAP_STATS=1 LD_PRELOAD=$lib "$bin/tool_exit" same >"$work/out" 2>&1 ||
+    fail "tool_exit same failed"
+  [ "$(grep -c '^detheap: statistics of process' "$work/out")" = 2 ] ||
+    { cat "$work/out"; fail "not two reports (parent and _exit child)"; }
+  ;;
+tree)
+  # heap slots above 4096 (a thread's threads) are read, and 41 threads
+  # are counted, not all listed
+  expect 0 "$detheap" check -- "$bin/tool_tree"
+  has "^deterministic: 2 runs"
+  has "^  threads: slot 0 'tool_tree', "
+  has ", \.\.\. (41 in all)$"
+  expect 0 "$detheap" run --top -- "$bin/tool_tree"
+  has "^process [0-9]*: 328 heap calls"
+  has "^  heap slot 4[0-9][0-9][0-9]: thread [0-9]* 'tool_tree'"
+  [ "$(grep -c "^  heap slot [0-9]*: thread" "$work/out")" = 41 ] ||
+    { cat "$work/out"; fail "not 41 heaps in the profile"; }
+  ;;
 *) fail "unknown case $case_name" ;;
 esac
 echo "ok: $case_name"
