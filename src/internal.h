@@ -464,6 +464,10 @@ DH_HIDDEN dh_heap_t *dh_region_create_in(const dh_config_t *cfg,
                                          uintptr_t end, bool grow,
                                          unsigned color);
 #define DH_COLORS 64u
+/* At most this many bytes for all ranges reserved as they grow together
+ * (set once, before any exists; the default: no bound): a reservation
+ * past it fails with ENOMEM, as the OS's would. */
+DH_HIDDEN void dh_region_set_grow_budget(uintptr_t bytes);
 /* Pack `count` ranges of 2^shift bytes (less than DH_HEAP_ALIGN), one
  * after another from `start` (a multiple of DH_HEAP_ALIGN), into shared
  * granules of the heap map: heaps created there of that size are aligned

@@ -129,26 +129,21 @@ static uintptr_t align_up(uintptr_t v, uintptr_t a) {
 /* ---- the layout under an address-space limit ------------------------------ */
 
 /* RLIMIT_AS, read once at start, sizes the layout (docs/DESIGN.md,
- * "Address space"): detheap's ranges take at most 7/8 of the limit, the
- * rest is left to the program's own mappings (stacks, libraries, its own
- * mmaps).  If the layout of the options (slot 0's range and every thread
- * slot's) fits in that budget, nothing changes.  Else:
- *
- *   slot 0      reserves its range as it grows, up to 15/16 of the budget
- *               (or its whole range if that is smaller); its addresses are
- *               those it has without a limit, its range only ends sooner
- *   thread      1/256 of the limit each, as a power of two, at least 4 MiB
- *   heaps       and at most DETHEAP_THREAD_RESERVE; as many slots (the
- *               system heap's included) as fit in what slot 0 leaves of
- *               the budget, at least one; below 4 GiB they are packed side
- *               by side (region.c, dh_region_pack)
+ * "Address space"): detheap's ranges take at most 7/8 of the limit (the
+ * budget), the rest is left to the program's own mappings (stacks,
+ * libraries, its own mmaps).  If the layout of the options (slot 0's range
+ * and every thread slot's) fits in that budget, nothing changes.  Else
+ * every heap keeps its place and size, so its addresses are those it has
+ * without a limit, and reserves its range as it grows instead, all of
+ * them together within the budget (region.c, dh_region_set_grow_budget);
+ * slot 0's range also ends at 15/16 of the budget (its state map is sized
+ * to its range).  A thread heap then costs the address space it uses, and
+ * any thread may use what the others leave.
  *
  * All of it is a pure function of the options and the limit, so the same
  * limit gives the same layout and the same addresses. */
 #define DH_BUDGET_NUM 7u
 #define DH_BUDGET_DEN 8u
-#define DH_LIMIT_SHARE 256u                    /* a thread heap's share */
-#define DH_MIN_THREAD_HEAP ((uint64_t)4 << 20) /* 4 MiB */
 #define MIB ((uint64_t)1 << 20)
 
 static struct {
@@ -157,16 +152,11 @@ static struct {
     uint64_t main_end;    /* slot 0's range ends this far above its base
                              (0: at its size) */
     uint64_t main_budget; /* address space slot 0 may take */
-    uint64_t thread_size; /* each thread slot's range */
-    uint32_t threads;     /* thread slots the budget holds */
+    uint64_t budget;      /* address space all heaps may take */
 } plan;
 
-static uint64_t pow2_floor(uint64_t v) {
-    return v ? (uint64_t)1 << (63 - __builtin_clzll(v)) : 0;
-}
-
-/* Size slot 0 and the thread slots to the budget, if the layout of the
- * options (with `slots` thread slots) does not fit in it. */
+/* Size slot 0 and the growing reservations to the budget, if the layout
+ * of the options (with `slots` thread slots) does not fit in it. */
 static void plan_init(uint64_t slots) {
     uint64_t limit = dh_os_as_limit();
     plan.as_limit = limit;
@@ -175,6 +165,8 @@ static void plan_init(uint64_t slots) {
     uint64_t main = options.reserve;
     if (main + slots * options.thread_reserve <= budget) return;
     plan.limited = true;
+    plan.budget = budget;
+    dh_region_set_grow_budget(budget);
     uint64_t cap = (budget / 16 * 15) & ~(MIB - 1);
     plan.main_budget = main;
     if (main > cap) {
@@ -189,14 +181,6 @@ static void plan_init(uint64_t slots) {
         plan.main_end = data_off + d;
         plan.main_budget = cap;
     }
-    uint64_t t = pow2_floor(limit / DH_LIMIT_SHARE);
-    if (t < DH_MIN_THREAD_HEAP) t = DH_MIN_THREAD_HEAP;
-    if (t > options.thread_reserve) t = options.thread_reserve;
-    plan.thread_size = t;
-    uint64_t left = budget - plan.main_budget; /* main_budget <= budget */
-    plan.threads = left / t > DH_MAX_SLOTS ? DH_MAX_SLOTS
-                   : left / t > 0          ? (uint32_t)(left / t)
-                                           : 1;
 }
 
 /* v in decimal into buf (at least 21 bytes); returns its length. */
@@ -224,14 +208,15 @@ static void size_text(char *buf, uint64_t v) {
 
 size_t dh_proc_limit_note(char *buf, size_t cap) {
     if (!plan.limited || cap == 0) return 0;
-    char lim[32], main[32], thread[32], slots[32];
+    char lim[32], main[32], thread[32], all[32];
     size_text(lim, plan.as_limit);
     size_text(main, plan.main_budget);
-    size_text(thread, plan.thread_size);
-    decimal(slots, map.count > 0 ? map.count - 1 : 0);
+    size_text(thread, options.thread_reserve);
+    size_text(all, plan.budget);
     const char *parts[] = {"RLIMIT_AS of ", lim, ": process heap reserve ",
-                           main, " (taken as it grows), thread heaps ",
-                           thread, " each (", slots, " slots)"};
+                           main, ", thread heaps ", thread,
+                           " each, all taken as they grow, ", all,
+                           " in all"};
     size_t at = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         for (const char *p = parts[i]; *p && at + 1 < cap; p++) buf[at++] = *p;
@@ -256,20 +241,6 @@ static void map_init(void) {
         if (count > DH_MAX_SLOTS) count = DH_MAX_SLOTS;
     }
     plan_init(count - 1);
-    if (plan.limited) {
-        if (count > 1 + (uint64_t)plan.threads) count = 1 + plan.threads;
-        uint64_t t = plan.thread_size;
-        if (options.base != 0 && t < DH_HEAP_ALIGN) {
-            /* packed side by side from the granule after slot 0's */
-            uintptr_t start = align_up(options.base + main_span, DH_HEAP_ALIGN);
-            if (count > 1 + DH_PACK_CELLS) count = 1 + DH_PACK_CELLS;
-            if (dh_region_pack(start, (uint32_t)(count - 1),
-                               (unsigned)__builtin_ctzll(t))) {
-                map.thread_start = start;
-                map.stride = t;
-            }
-        }
-    }
     map.count = (uint32_t)count;
     uint64_t next = 1;
     for (size_t d = 0; d < DH_LEVELS; d++) {
@@ -339,13 +310,11 @@ static unsigned slot_color(uint32_t slot) {
  * has no room: nothing is retried for that slot. */
 static dh_heap_t *slot_create(uint32_t slot) {
     dh_config_t cfg = DH_CONFIG_INIT;
-    cfg.reserve = slot == 0          ? options.reserve
-                  : plan.limited     ? plan.thread_size
-                                     : options.thread_reserve;
+    cfg.reserve = slot == 0 ? options.reserve : options.thread_reserve;
     cfg.on_error = options.on_error;
     cfg.classes = options.classes;
     uintptr_t end = slot == 0 ? plan.main_end : 0;
-    bool grow = slot == 0 && plan.limited; /* only with a fixed base */
+    bool grow = plan.limited; /* only with a fixed base */
     uintptr_t want = slot_address(slot);
     dh_heap_t *h = NULL;
     if (want != 0) {
@@ -542,6 +511,8 @@ void dh_proc_system_leave(void) {
     dh_proc_set_heap(dh_self.heap);
 }
 
+static dh_heap_t *system_heap(void);
+
 static void init_process(void) {
     atomic_store(&heap_pid, dh_os_pid());
     dh_options_read(&options);
@@ -564,6 +535,9 @@ static void init_process(void) {
     dh_proc_set_heap(h);
     if (h != NULL) dh_ph(h)->tid = dh_os_tid();
     dh_self.path = 0;
+    /* under a limit, the system heap (where threads without a heap of
+     * their own go) takes its place while the budget has room */
+    if (plan.limited) (void)system_heap();
     dh_thread_init(); /* may allocate: this thread's heap is ready */
     atomic_store_explicit(&init_state, 2, memory_order_release);
 }

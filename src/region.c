@@ -215,6 +215,24 @@ static bool granules_unpacked(uintptr_t base, uintptr_t bytes) {
     return true;
 }
 
+/* What all growing ranges together may reserve (dh_region_set_grow_budget;
+ * the process layer's share of an address-space limit), and what they
+ * hold.  A reservation past it fails as the OS's would (ENOMEM). */
+static uintptr_t grow_budget = UINTPTR_MAX;
+static _Atomic uintptr_t grown;
+
+void dh_region_set_grow_budget(uintptr_t bytes) { grow_budget = bytes; }
+
+static bool grow_charge(uintptr_t n) {
+    uintptr_t cur = atomic_load_explicit(&grown, memory_order_relaxed);
+    do {
+        if (n > grow_budget || cur > grow_budget - n) return false;
+    } while (!atomic_compare_exchange_weak(&grown, &cur, cur + n));
+    return true;
+}
+
+static void grow_refund(uintptr_t n) { atomic_fetch_sub(&grown, n); }
+
 /* Give back what a range holds of the address space: all of it, or for a
  * growing range its header and the parts of the map and data taken. */
 static void release_range(uintptr_t base, uintptr_t mapped, bool grows,
@@ -222,14 +240,30 @@ static void release_range(uintptr_t base, uintptr_t mapped, bool grows,
                           uintptr_t data_from, uintptr_t data_end) {
     dh_os_release((void *)base, mapped);
     if (!grows) return;
-    if (map_end > map_from) dh_os_release((void *)map_from, map_end - map_from);
-    if (data_end > data_from)
+    grow_refund(mapped);
+    if (map_end > map_from) {
+        dh_os_release((void *)map_from, map_end - map_from);
+        grow_refund(map_end - map_from);
+    }
+    if (data_end > data_from) {
         dh_os_release((void *)data_from, data_end - data_from);
+        grow_refund(data_end - data_from);
+    }
 }
 
 static bool take(dh_heap_t *h, uintptr_t p, uintptr_t n) {
     if (h->ext.commit_hook != NULL) return h->ext.commit_hook(h, p, n);
-    return h->grows ? dh_os_map_fixed(p, n) : dh_os_commit((void *)p, n);
+    if (!h->grows) return dh_os_commit((void *)p, n);
+    if (!grow_charge(n)) return false;
+    if (dh_os_map_fixed(p, n)) return true;
+    grow_refund(n);
+    return false;
+}
+
+/* Give back a range's first reservation (and, growing, its charge). */
+static void unreserve(void *p, uintptr_t mapped, bool grow) {
+    dh_os_release(p, mapped);
+    if (grow) grow_refund(mapped);
 }
 
 dh_heap_t *dh_region_create_in(const dh_config_t *cfg, uintptr_t end,
@@ -263,18 +297,25 @@ dh_heap_t *dh_region_create_in(const dh_config_t *cfg, uintptr_t end,
     uintptr_t mapped = grow          ? DH_HEADER_SIZE
                        : end < size  ? end
                                      : round_up(size, DH_HEAP_ALIGN);
+    if (grow && !grow_charge(mapped)) {
+        errno = ENOMEM;
+        return NULL;
+    }
     void *p = dh_os_reserve(mapped, align, cfg->base);
-    if (p == NULL) return NULL; /* errno from the OS layer */
+    if (p == NULL) { /* errno from the OS layer */
+        if (grow) grow_refund(mapped);
+        return NULL;
+    }
     uintptr_t base = (uintptr_t)p;
     if (!packed && !granules_unpacked(base, end)) {
-        dh_os_release(p, mapped);
+        unreserve(p, mapped, grow);
         errno = cfg->base ? EEXIST : ENOMEM;
         return NULL;
     }
     uintptr_t offset = (uintptr_t)(color % DH_COLORS) * DH_CACHE_LINE;
     size_t header = round_up(offset + sizeof(dh_heap_t), dh_os_page_size());
     if (!dh_os_commit(p, header)) {
-        dh_os_release(p, mapped);
+        unreserve(p, mapped, grow);
         errno = ENOMEM;
         return NULL;
     }
@@ -283,13 +324,13 @@ dh_heap_t *dh_region_create_in(const dh_config_t *cfg, uintptr_t end,
     h->grows = grow;
     h->ext.fixed_base = cfg->base != 0;
     if (h->data_start + DH_SPAN > h->limit) { /* cannot hold one span */
-        dh_os_release(p, mapped);
+        unreserve(p, mapped, grow);
         errno = EINVAL;
         return NULL;
     }
     uintptr_t map = (uintptr_t)h->span_map;
     if (!take(h, map, span_map_bytes(h))) {
-        dh_os_release(p, mapped);
+        unreserve(p, mapped, grow);
         errno = ENOMEM;
         return NULL;
     }

@@ -11,6 +11,7 @@
  *                              "other", N the blocks had again, H over every
  *                              address returned; N is -1 if the 100 bytes
  *                              failed)
+ *   limit_helper threadfill    the same as fill, in a thread of its own
  *   limit_helper threads N     N threads alive at once, each allocating;
  *                              prints "threads N started S ok K" (S created,
  *                              K whose allocations all succeeded)
@@ -45,7 +46,8 @@ static void note(const void *p) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: limit_helper fill | threads N | addrs | clobber\n");
+    fprintf(stderr, "usage: limit_helper fill | threadfill | threads N | addrs | "
+                    "clobber\n");
     return 2;
 }
 
@@ -84,6 +86,19 @@ static int fill(void) {
            err == ENOMEM ? "ENOMEM" : "other", again, hash);
     for (size_t i = 0; i < n; i++) free(block[i]);
     return 0;
+}
+
+static void *fill_thread(void *arg) {
+    *(int *)arg = fill();
+    return NULL;
+}
+
+static int threadfill(void) {
+    pthread_t t;
+    int rc = 1;
+    if (pthread_create(&t, NULL, fill_thread, &rc) != 0) return 1;
+    pthread_join(t, NULL);
+    return rc;
 }
 
 static pthread_barrier_t all_started;
@@ -187,6 +202,7 @@ int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "clobber") == 0) return clobber();
     if (argc >= 2 && strcmp(argv[1], "fill") == 0) return fill();
     if (argc >= 3 && strcmp(argv[1], "threads") == 0) return threads(atoi(argv[2]));
+    if (argc == 2 && strcmp(argv[1], "threadfill") == 0) return threadfill();
     if (argc >= 2 && strcmp(argv[1], "addrs") == 0) return addrs();
     return usage();
 }

@@ -2,7 +2,8 @@
  * test_limits.c - the drop-in library under an address-space limit
  * (RLIMIT_AS, set in the child before it execs the program, as `ulimit -v`
  * does): under 2 GiB a program gets at least 1.5 GiB from malloc, then
- * NULL with ENOMEM, and malloc works again after free; 64 threads start;
+ * NULL with ENOMEM, and malloc works again after free; so does a thread;
+ * 64 threads start;
  * the one line that says how the limit shrank the layout appears exactly
  * once (and in the statistics); the same limit gives the same addresses;
  * reserves below 4 GiB work with and without a limit; sort and python3
@@ -28,9 +29,10 @@
 #define LIMIT (2 * GIB) /* ulimit -v 2097152 */
 #define SKIP 77
 
-#define NOTE_2G                                                          \
-    "detheap: RLIMIT_AS of 2 GiB: process heap reserve 1680 MiB (taken " \
-    "as it grows), thread heaps 8 MiB each (14 slots)\n"
+#define LAYOUT_2G                                                   \
+    "RLIMIT_AS of 2 GiB: process heap reserve 1680 MiB, thread heaps " \
+    "4 GiB each, all taken as they grow, 1792 MiB in all\n"
+#define NOTE_2G "detheap: " LAYOUT_2G
 
 static ov_result_t r;
 
@@ -87,6 +89,23 @@ static void test_fill_under_2g(void **state) {
     assert_int_equal(count(r.err, NOTE_2G), 1);
 }
 
+/* A thread gets as much as the main thread: the thread heaps reserve as
+ * they grow, within the one budget, instead of a small share each. */
+static void test_thread_fill_under_2g(void **state) {
+    (void)state;
+    char *argv[] = {LIMIT_HELPER, "threadfill", NULL};
+    run(argv, LIMIT, NULL);
+    assert_exit_0();
+    unsigned long long bytes;
+    int again;
+    fill_result(&bytes, &again);
+    if (bytes < 3 * GIB / 2)
+        fail_msg("only %llu MiB in a thread before malloc failed",
+                 bytes / MIB);
+    assert_int_equal(again, 8);
+    assert_int_equal(count(r.err, NOTE_2G), 1);
+}
+
 static void test_64_threads(void **state) {
     (void)state;
     char *argv[] = {LIMIT_HELPER, "threads", "64", NULL};
@@ -104,11 +123,7 @@ static void test_note_in_stats(void **state) {
     run(argv, LIMIT, "DETHEAP_STATS=1", NULL);
     assert_exit_0();
     assert_int_equal(count(r.err, NOTE_2G), 1);
-    assert_int_equal(count(r.err, "\naddress space: RLIMIT_AS of 2 GiB: "
-                                  "process heap reserve 1680 MiB (taken as "
-                                  "it grows), thread heaps 8 MiB each (14 "
-                                  "slots)\n"),
-                     1);
+    assert_int_equal(count(r.err, "\naddress space: " LAYOUT_2G), 1);
 }
 
 static void test_no_note_without_limit(void **state) {
@@ -119,8 +134,8 @@ static void test_no_note_without_limit(void **state) {
     assert_int_equal(count(r.err, "RLIMIT_AS"), 0);
 }
 
-/* Same limit, same addresses; the main thread's are those it has without
- * a limit (its range only ends sooner). */
+/* Same limit, same addresses, and those a program has without a limit,
+ * the threads' too (every range only reserves as it grows). */
 static void test_same_addresses(void **state) {
     (void)state;
     char *argv[] = {LIMIT_HELPER, "addrs", NULL};
@@ -135,7 +150,7 @@ static void test_same_addresses(void **state) {
     run(argv, 0, NULL);
     assert_exit_0();
     memcpy(free_run, r.out, sizeof free_run);
-    assert_int_equal(strncmp(free_run, first, 6 + 16), 0);
+    assert_string_equal(free_run, first);
 }
 
 /* Reserves below 4 GiB: the main heap and the thread heaps of their own
@@ -163,11 +178,11 @@ static void test_small_reserves(void **state) {
         assert_string_equal(r.out, "threads 64 started 64 ok 64\n");
         assert_int_equal(count(r.err, "ignoring"), 0);
     }
-    /* under the limit the thread heaps take its share: 8 MiB */
+    /* under the limit they keep their sizes, taken as they grow */
     assert_int_equal(count(r.err,
                            "detheap: RLIMIT_AS of 2 GiB: process heap reserve "
-                           "256 MiB (taken as it grows), thread heaps 8 MiB "
-                           "each (192 slots)\n"),
+                           "256 MiB, thread heaps 64 MiB each, all taken as "
+                           "they grow, 1792 MiB in all\n"),
                      1);
 }
 
@@ -239,6 +254,7 @@ int main(int argc, char **argv) {
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fill_under_2g),
+        cmocka_unit_test(test_thread_fill_under_2g),
         cmocka_unit_test(test_64_threads),
         cmocka_unit_test(test_note_in_stats),
         cmocka_unit_test(test_no_note_without_limit),
