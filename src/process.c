@@ -705,9 +705,18 @@ DH_INLINE dh_heap_t *lean_heap(void) {
 }
 
 /* Kept out of line, so that the lean path needs no stack frame. */
+static void purge_smaller(dh_heap_t *h, size_t n);
+
+/* Before a large request on the call's heap (not the shared one). */
+static void large_ahead(const call_t *c, size_t n) {
+    if (n > DH_MAX_CLASS_SIZE && !c->locked && dh_ph(c->h)->ndirty != 0)
+        purge_smaller(c->h, n);
+}
+
 static __attribute__((noinline)) void *proc_malloc_slow(size_t n) {
     call_t c;
     if (!call_begin(&c, NULL)) return NULL;
+    large_ahead(&c, n);
     void *p = dh_heap_malloc(c.h, n);
     if (p == NULL) p = overflow_alloc(&c, heap_malloc2, n, 0, n);
     if (c.observed) dh_observe_op(c.h, DH_OP_MALLOC, n, 0, 0, (uintptr_t)p);
@@ -752,9 +761,10 @@ void *dh_proc_malloc(size_t n) {
 void *dh_proc_calloc(size_t count, size_t size) {
     call_t c;
     if (!call_begin(&c, NULL)) return NULL;
-    void *p = dh_heap_calloc(c.h, count, size);
     size_t need;
     if (__builtin_mul_overflow(count, size, &need)) need = SIZE_MAX;
+    large_ahead(&c, need);
+    void *p = dh_heap_calloc(c.h, count, size);
     if (p == NULL) p = overflow_alloc(&c, heap_calloc2, count, size, need);
     if (c.observed)
         dh_observe_op(c.h, DH_OP_CALLOC, count, size, 0, (uintptr_t)p);
@@ -765,6 +775,7 @@ void *dh_proc_calloc(size_t count, size_t size) {
 void *dh_proc_aligned(size_t align, size_t n) {
     call_t c;
     if (!call_begin(&c, NULL)) return NULL;
+    large_ahead(&c, n);
     void *p = dh_heap_aligned_alloc(c.h, align, n);
     if (p == NULL && errno == ENOMEM)
         p = overflow_alloc(&c, heap_aligned2, align, n,
@@ -1067,10 +1078,82 @@ static void retire_large(dh_heap_t *h, dh_heap_t *r, uintptr_t p) {
 /* Release the live block p (state byte s) of heap `owner` from thread heap
  * h, in the mode in force: back to the owner (owner mode), kept on h's
  * lists, or retired (keep mode, past what h keeps of other ranges). */
+/* ---- giving freed large blocks' pages back ----------------------------------
+ *
+ * A freed large block stays in its heap's tree for reuse, and so did its
+ * pages: a program that frees big buffers and then asks for a bigger one,
+ * which the holes cannot hold, held both (ImageMagick: 136 MB where glibc,
+ * which unmaps big blocks, needs 76).  So the last DH_DIRTY_MAX blocks of
+ * at least DH_PURGE_MIN that a heap's thread freed are remembered, and
+ * when that thread asks for a large block bigger than one of them that is
+ * still free, that one's pages go back (but the first, which holds its
+ * tree node): it could not have served the request, and the heap is about
+ * to take fresh pages instead.  A program that frees and takes the same
+ * size again reuses the block as it is, with no system call and no page
+ * fault; one that frees many big blocks gives the oldest back as the list
+ * overflows.  When pages go back depends only on the heap's own calls, so
+ * a reused block reads zero there in every run alike. */
+#define DH_PURGE_MIN ((uintptr_t)1 << 20)
+
+/* The pages of the free block q of h but its first, if it still begins a
+ * free block there and holds less than `below` bytes (0: any size). */
+static bool purge_block(dh_heap_t *h, uintptr_t q, uintptr_t below) {
+    if (!dh_in_data(h, q) || dh_st_load(dh_state_at(h, q)) != DH_ST_FREE_LARGE)
+        return true; /* reused or merged: forgotten */
+    uintptr_t bytes = (uintptr_t)dh_large_pages(h, q) << DH_PAGE_SHIFT;
+    if (below != 0 && bytes >= below) return false; /* it may serve */
+    if (bytes > h->os_page)
+        dh_os_decommit((void *)(q + h->os_page), bytes - h->os_page);
+    return true;
+}
+
+/* A large request of n bytes on h: the remembered blocks too small for it
+ * give their pages back. */
+static void purge_smaller(dh_heap_t *h, size_t n) {
+    dh_proc_heap_t *ph = dh_ph(h);
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < ph->ndirty; i++)
+        if (!purge_block(h, ph->dirty[i], n)) ph->dirty[kept++] = ph->dirty[i];
+    ph->ndirty = kept;
+}
+
+static void large_release(dh_heap_t *h, uintptr_t p, uint8_t s) {
+    uintptr_t bytes = (uintptr_t)dh_large_pages(h, p) << DH_PAGE_SHIFT;
+    /* the block below, which p may merge into */
+    uintptr_t below = 0;
+    if (p > h->data_start) {
+        uint64_t pages = dh_tail_read(
+            (const uint64_t *)(const void *)(dh_state_at(h, p) - DH_TAIL_BYTES));
+        if (pages != 0 && (pages << DH_PAGE_SHIFT) <= p - h->data_start)
+            below = p - (uintptr_t)(pages << DH_PAGE_SHIFT);
+    }
+    dh_heap_release(h, p, s);
+    if (bytes < DH_PURGE_MIN) return;
+    if (dh_st_load(dh_state_at(h, p)) != DH_ST_FREE_LARGE) {
+        /* merged into the free block below (or into the top) */
+        if (below == 0 ||
+            dh_st_load(dh_state_at(h, below)) != DH_ST_FREE_LARGE)
+            return;
+        p = below;
+    }
+    dh_proc_heap_t *ph = dh_ph(h);
+    for (uint32_t i = 0; i < ph->ndirty; i++)
+        if (ph->dirty[i] == p) return; /* remembered already */
+    if (ph->ndirty == DH_DIRTY_MAX) { /* the oldest goes back now */
+        purge_block(h, ph->dirty[0], 0);
+        memmove(ph->dirty, ph->dirty + 1, (DH_DIRTY_MAX - 1) * sizeof *ph->dirty);
+        ph->ndirty--;
+    }
+    ph->dirty[ph->ndirty++] = p;
+}
+
 DH_INLINE void release_block(dh_heap_t *h, dh_heap_t *owner, uintptr_t p,
                              uint8_t s) {
     if (DH_LIKELY(owner == h)) {
-        dh_heap_release(h, p, s);
+        if (DH_LIKELY(dh_st_is_live_class(s)))
+            dh_heap_release(h, p, s);
+        else
+            large_release(h, p, s);
     } else if (options.remote_owner) {
         remote_return(h, owner, p, s);
     } else if (DH_LIKELY(dh_st_is_live_class(s))) {

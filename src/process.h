@@ -40,6 +40,8 @@
 /* Their pages of state bytes go back in batches of this many pages (at
  * most 256 KiB per thread heap stays committed meanwhile). */
 #define DH_STATE_BATCH 64
+/* Freed large blocks whose pages wait to go back (process.c). */
+#define DH_DIRTY_MAX 16
 
 /* What the process layer keeps about one of its heaps, beside the core
  * heap (struct dh_heap, which knows nothing of threads): in the heap's
@@ -86,6 +88,10 @@ typedef struct dh_proc_heap {
      * moved so (into other ranges), instead of giving it back. */
     uint8_t move_state;
     uintptr_t prefill;
+    /* Large blocks this heap's thread freed whose pages it still holds
+     * (process.c, "giving freed large blocks' pages back"), oldest first. */
+    uint32_t ndirty;
+    uintptr_t dirty[DH_DIRTY_MAX];
     uint64_t recycled_bytes;
 } dh_proc_heap_t;
 
