@@ -29,8 +29,8 @@
 
 /* ---- the stand-in for the OS layer ------------------------------------- */
 
-/* Each write is one piece: a complaint is written as the pieces
- * "detheap: ignoring ", NAME, "=", VALUE, ": ", WHY, "\n". */
+/* Each write is one piece: a complaint is written whole, in one write,
+ * "detheap: ignoring NAME=VALUE: WHY\n" (cut here to PIECE_LEN). */
 enum { MAX_PIECES = 128, PIECE_LEN = 160 };
 static char pieces[MAX_PIECES][PIECE_LEN];
 static size_t npieces;
@@ -46,9 +46,12 @@ void dh_os_write_stderr(const char *s, size_t len) {
 /* How many complaints name option `name`. */
 static size_t complaints_about(const char *name) {
     size_t n = 0;
-    for (size_t i = 0; i + 2 < npieces; i++)
-        if (strcmp(pieces[i], "detheap: ignoring ") == 0 &&
-            strcmp(pieces[i + 1], name) == 0 && strcmp(pieces[i + 2], "=") == 0)
+    static const char lead[] = "detheap: ignoring ";
+    size_t k = strlen(name);
+    for (size_t i = 0; i < npieces; i++)
+        if (strncmp(pieces[i], lead, sizeof lead - 1) == 0 &&
+            strncmp(pieces[i] + sizeof lead - 1, name, k) == 0 &&
+            pieces[i][sizeof lead - 1 + k] == '=')
             n++;
     return n;
 }

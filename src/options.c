@@ -51,11 +51,31 @@ bool dh_parse_size(const char *s, uint64_t *out) {
     return true;
 }
 
+/* One message of several parts, written in one write(2) where it fits (so
+ * that two processes' messages never mix within a line). */
+void dh_say_parts(const char *const *parts, size_t n) {
+    char buf[2048];
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = strlen(parts[i]);
+        if (len + k > sizeof buf) { /* too long for one: as it comes */
+            dh_os_write_stderr(buf, len);
+            len = 0;
+            if (k > sizeof buf) {
+                dh_os_write_stderr(parts[i], k);
+                continue;
+            }
+        }
+        memcpy(buf + len, parts[i], k);
+        len += k;
+    }
+    dh_os_write_stderr(buf, len);
+}
+
 static void complain(const char *name, const char *value, const char *why) {
     const char *parts[] = {"detheap: ignoring ", name, "=", value, ": ", why,
                            "\n"};
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
-        dh_os_write_stderr(parts[i], strlen(parts[i]));
+    dh_say_parts(parts, sizeof parts / sizeof parts[0]);
 }
 
 static bool is(const char *v, const char *word) { return strcmp(v, word) == 0; }

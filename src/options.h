@@ -53,4 +53,8 @@ DH_HIDDEN void dh_options_read(dh_options_t *o);
  * option fuzzer. */
 DH_HIDDEN bool dh_parse_size(const char *s, uint64_t *out);
 
+/* A message of n parts on stderr, in one write(2) where it fits, so that
+ * two processes' messages never mix within a line. */
+DH_HIDDEN void dh_say_parts(const char *const *parts, size_t n);
+
 #endif /* DH_OPTIONS_H */

@@ -277,10 +277,7 @@ static uint32_t child_slot(const dh_heap_t *parent, uint16_t *depth,
 
 /* ---- creating slot heaps ----------------------------------------------------- */
 
-static void say(const char *const *parts, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        dh_os_write_stderr(parts[i], strlen(parts[i]));
-}
+static void say(const char *const *parts, size_t n) { dh_say_parts(parts, n); }
 
 static void hex(char *buf, uintptr_t v) {
     buf[0] = '0';

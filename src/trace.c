@@ -191,7 +191,7 @@ void dh_trace_open(void) {
         put_decimal(pid, &n, dh_os_pid());
         pid[n] = 0;
         msg[1] = pid;
-        for (int i = 0; i < 5; i++) dh_os_write_stderr(msg[i], strlen(msg[i]));
+        dh_say_parts(msg, 5);
         log_line("fail", err, trace_name);
         return;
     }
