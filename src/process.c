@@ -671,11 +671,16 @@ static void *overflow_alloc(call_t *c, void *(*fn)(dh_heap_t *, size_t,
         dh_ph(c->h)->timing_dependent = true;
         char slot[24];
         decimal(slot, dh_ph(c->h)->owner_slot);
+        /* a growing range the OS or the address-space budget refused is
+         * not full: it met the limit */
         const char *msg[] = {"detheap: thread heap ", slot,
-                             " is full; its thread allocates from the shared "
+                             c->h->refused_at != 0
+                                 ? " met the address-space limit"
+                                 : " is full",
+                             "; its thread allocates from the shared "
                              "system heap from now on (its addresses then "
                              "depend on timing)\n"};
-        say_once(&full_said, msg, 3);
+        say_once(&full_said, msg, 4);
     }
     dh_proc_lock();
     void *p = fn(sys, a, b);

@@ -104,6 +104,11 @@ static void test_thread_fill_under_2g(void **state) {
                  bytes / MIB);
     assert_int_equal(again, 8);
     assert_int_equal(count(r.err, NOTE_2G), 1);
+    /* what stopped it is named: the limit, not a full range */
+    assert_int_equal(count(r.err, " met the address-space limit; its thread "
+                                  "allocates from the shared system heap"),
+                     1);
+    assert_int_equal(count(r.err, " is full;"), 0);
 }
 
 static void test_64_threads(void **state) {
