@@ -75,35 +75,31 @@ static void fill_result(unsigned long long *bytes, int *again) {
     assert_string_equal(err, "ENOMEM");
 }
 
-static void test_fill_under_2g(void **state) {
-    (void)state;
-    char *argv[] = {LIMIT_HELPER, "fill", NULL};
+/* `limit_helper MODE` under 2 GiB: at least 1.5 GiB before ENOMEM, and
+ * the eight blocks again after freeing eight. */
+static void fill_under_2g(char *mode) {
+    char *argv[] = {LIMIT_HELPER, mode, NULL};
     run(argv, LIMIT, NULL);
     assert_exit_0();
     unsigned long long bytes;
     int again;
     fill_result(&bytes, &again);
     if (bytes < 3 * GIB / 2)
-        fail_msg("only %llu MiB before malloc failed", bytes / MIB);
+        fail_msg("%s: only %llu MiB before malloc failed", mode, bytes / MIB);
     assert_int_equal(again, 8);
     assert_int_equal(count(r.err, NOTE_2G), 1);
+}
+
+static void test_fill_under_2g(void **state) {
+    (void)state;
+    fill_under_2g("fill");
 }
 
 /* A thread gets as much as the main thread: the thread heaps reserve as
  * they grow, within the one budget, instead of a small share each. */
 static void test_thread_fill_under_2g(void **state) {
     (void)state;
-    char *argv[] = {LIMIT_HELPER, "threadfill", NULL};
-    run(argv, LIMIT, NULL);
-    assert_exit_0();
-    unsigned long long bytes;
-    int again;
-    fill_result(&bytes, &again);
-    if (bytes < 3 * GIB / 2)
-        fail_msg("only %llu MiB in a thread before malloc failed",
-                 bytes / MIB);
-    assert_int_equal(again, 8);
-    assert_int_equal(count(r.err, NOTE_2G), 1);
+    fill_under_2g("threadfill");
     /* what stopped it is named: the limit, not a full range */
     assert_int_equal(count(r.err, " met the address-space limit; its thread "
                                   "allocates from the shared system heap"),
