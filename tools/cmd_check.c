@@ -497,7 +497,7 @@ static void try_without_aslr(const check_t *ck, bool threaded) {
     int done = 0;
     diff_t d = {-1, 0, 0, false};
     while (done < ASLR_RUNS) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "aslr-off%d", done + 1);
         if (do_run(ck, name, true, &r[done]) != 0) break;
         if (++done > 1) {
