@@ -516,7 +516,10 @@ DH_HIDDEN void *dh_span_take(dh_heap_t *h, size_t n);
  * next span or a large block. */
 DH_HIDDEN void dh_span_release(dh_heap_t *h, uintptr_t p);
 DH_HIDDEN void *dh_large_alloc(dh_heap_t *h, size_t n, size_t align);
-DH_HIDDEN void dh_large_free(dh_heap_t *h, uintptr_t p);
+/* Free the live large block p; returns the start of the free block it is
+ * now part of (merged with free neighbours), or 0 if it went into the
+ * top. */
+DH_HIDDEN uintptr_t dh_large_free(dh_heap_t *h, uintptr_t p);
 DH_HIDDEN uint64_t dh_large_pages(const dh_heap_t *h, uintptr_t p);
 DH_HIDDEN bool dh_large_resize(dh_heap_t *h, uintptr_t p, size_t n);
 DH_HIDDEN void dh_large_set(dh_heap_t *h, uintptr_t p, uint64_t pages,

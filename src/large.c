@@ -366,12 +366,13 @@ static node_t *own_free(tree_t *T, uintptr_t q) {
 }
 
 /* Give [p, p + pages) back: merge with free neighbours and the top.  A
- * block of another heap's range is kept as it is, never merged. */
-static void give_back(tree_t *T, uintptr_t p, uint64_t pages) {
+ * block of another heap's range is kept as it is, never merged.  Returns
+ * the start of the free block it is now part of, or 0 if that is the top. */
+static uintptr_t give_back(tree_t *T, uintptr_t p, uint64_t pages) {
     dh_heap_t *h = T->h;
     if (!dh_owns(h, p)) {
         free_insert(T, p, pages);
-        return;
+        return p;
     }
     if (p > h->data_start) {
         uint64_t *tail = tail_word(h, p);
@@ -394,7 +395,7 @@ static void give_back(tree_t *T, uintptr_t p, uint64_t pages) {
     uintptr_t end = p + pages_bytes(pages);
     if (end == h->top) {
         h->top = p;
-        return;
+        return 0;
     }
     node_t *right_free = own_free(T, end);
     if (right_free != NULL) {
@@ -402,6 +403,7 @@ static void give_back(tree_t *T, uintptr_t p, uint64_t pages) {
         if (free_remove(T, end)) pages += more;
     }
     free_insert(T, p, pages);
+    return p;
 }
 
 /* Take `pages` pages: best fit from the tree, else carve from the top.
@@ -488,7 +490,7 @@ void *dh_large_alloc(dh_heap_t *h, size_t n, size_t align) {
     return (void *)p;
 }
 
-void dh_large_free(dh_heap_t *h, uintptr_t p) {
+uintptr_t dh_large_free(dh_heap_t *h, uintptr_t p) {
     uint64_t pages = dh_large_pages(h, p);
     DH_BLOCK_FREE((void *)p, pages_bytes(pages));
     h->large_frees++;
@@ -497,7 +499,7 @@ void dh_large_free(dh_heap_t *h, uintptr_t p) {
     h->live_bytes -= pages_bytes(pages);
     large_clear(h, p, pages);
     tree_t T = tree_of(h, "free", "dh_free", pages_bytes(pages));
-    give_back(&T, p, pages);
+    return give_back(&T, p, pages);
 }
 
 /* Resize a live large block in place to hold n (> 64 KiB) bytes: shrink

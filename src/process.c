@@ -277,7 +277,6 @@ static uint32_t child_slot(const dh_heap_t *parent, uint16_t *depth,
 
 /* ---- creating slot heaps ----------------------------------------------------- */
 
-static void say(const char *const *parts, size_t n) { dh_say_parts(parts, n); }
 
 static void hex(char *buf, uintptr_t v) {
     buf[0] = '0';
@@ -289,7 +288,7 @@ static void hex(char *buf, uintptr_t v) {
 
 /* Say `msg` once per process (the flag is claimed atomically). */
 static void say_once(_Atomic bool *said, const char *const *parts, size_t n) {
-    if (!atomic_exchange(said, true)) say(parts, n);
+    if (!atomic_exchange(said, true)) dh_say_parts(parts, n);
 }
 
 static _Atomic bool taken_said, no_space_said;
@@ -518,14 +517,14 @@ static void init_process(void) {
     char note[200];
     if (dh_proc_limit_note(note, sizeof note) != 0) { /* once: here */
         const char *msg[] = {"detheap: ", note, "\n"};
-        say(msg, 3);
+        dh_say_parts(msg, 3);
     }
     if (options.remote_owner) { /* the one mode that gives up determinism */
         const char *msg[] = {
             "detheap: DETHEAP_REMOTE_FREE=owner: blocks freed by another "
             "thread go back to their heap; that heap's addresses then depend "
             "on timing\n"};
-        say(msg, 1);
+        dh_say_parts(msg, 1);
     }
     if (options.trace) dh_trace_open();
     dh_heap_t *h = slot_claim(0) ? slot_publish(0, slot_create(0)) : NULL;
@@ -706,7 +705,6 @@ DH_INLINE dh_heap_t *lean_heap(void) {
     return h != (dh_heap_t *)&dh_empty_heap ? h : NULL;
 }
 
-/* Kept out of line, so that the lean path needs no stack frame. */
 static void purge_smaller(dh_heap_t *h, size_t n);
 
 /* Before a large request on the call's heap (not the shared one). */
@@ -715,6 +713,7 @@ static void large_ahead(const call_t *c, size_t n) {
         purge_smaller(c->h, n);
 }
 
+/* Kept out of line, so that the lean path needs no stack frame. */
 static __attribute__((noinline)) void *proc_malloc_slow(size_t n) {
     call_t c;
     if (!call_begin(&c, NULL)) return NULL;
@@ -1077,9 +1076,6 @@ static void retire_large(dh_heap_t *h, dh_heap_t *r, uintptr_t p) {
     dh_st_store(dh_state_at(r, p), DH_ST_RETIRED_LARGE);
 }
 
-/* Release the live block p (state byte s) of heap `owner` from thread heap
- * h, in the mode in force: back to the owner (owner mode), kept on h's
- * lists, or retired (keep mode, past what h keeps of other ranges). */
 /* ---- giving freed large blocks' pages back ----------------------------------
  *
  * A freed large block stays in its heap's tree for reuse, and so did its
@@ -1119,25 +1115,11 @@ static void purge_smaller(dh_heap_t *h, size_t n) {
     ph->ndirty = kept;
 }
 
-static void large_release(dh_heap_t *h, uintptr_t p, uint8_t s) {
+/* h's own live large block p (its thread frees it). */
+static void large_release(dh_heap_t *h, uintptr_t p) {
     uintptr_t bytes = (uintptr_t)dh_large_pages(h, p) << DH_PAGE_SHIFT;
-    /* the block below, which p may merge into */
-    uintptr_t below = 0;
-    if (p > h->data_start) {
-        uint64_t pages = dh_tail_read(
-            (const uint64_t *)(const void *)(dh_state_at(h, p) - DH_TAIL_BYTES));
-        if (pages != 0 && (pages << DH_PAGE_SHIFT) <= p - h->data_start)
-            below = p - (uintptr_t)(pages << DH_PAGE_SHIFT);
-    }
-    dh_heap_release(h, p, s);
-    if (bytes < DH_PURGE_MIN) return;
-    if (dh_st_load(dh_state_at(h, p)) != DH_ST_FREE_LARGE) {
-        /* merged into the free block below (or into the top) */
-        if (below == 0 ||
-            dh_st_load(dh_state_at(h, below)) != DH_ST_FREE_LARGE)
-            return;
-        p = below;
-    }
+    p = dh_large_free(h, p); /* the free block it is now part of */
+    if (bytes < DH_PURGE_MIN || p == 0) return; /* small, or the top */
     dh_proc_heap_t *ph = dh_ph(h);
     for (uint32_t i = 0; i < ph->ndirty; i++)
         if (ph->dirty[i] == p) return; /* remembered already */
@@ -1149,13 +1131,16 @@ static void large_release(dh_heap_t *h, uintptr_t p, uint8_t s) {
     ph->dirty[ph->ndirty++] = p;
 }
 
+/* Release the live block p (state byte s) of heap `owner` from thread heap
+ * h, in the mode in force: back to the owner (owner mode), kept on h's
+ * lists, or retired (keep mode, past what h keeps of other ranges). */
 DH_INLINE void release_block(dh_heap_t *h, dh_heap_t *owner, uintptr_t p,
                              uint8_t s) {
     if (DH_LIKELY(owner == h)) {
         if (DH_LIKELY(dh_st_is_live_class(s)))
             dh_heap_release(h, p, s);
         else
-            large_release(h, p, s);
+            large_release(h, p); /* s: DH_ST_LIVE_LARGE */
     } else if (options.remote_owner) {
         remote_return(h, owner, p, s);
     } else if (DH_LIKELY(dh_st_is_live_class(s))) {
@@ -1462,7 +1447,7 @@ void dh_proc_exit_work(void) {
         if (fd < 0) {
             const char *msg[] = {"detheap: cannot open DETHEAP_STATS_FILE ",
                                  name, "; the statistics go to stderr\n"};
-            say(msg, 3);
+            dh_say_parts(msg, 3);
             fd = 2;
         }
     }

@@ -8,8 +8,9 @@
  * (b) 8 MiB freed and asked for again, 20 times: the same block, its pages
  *     still resident and its bytes as they were (no system call, no page
  *     fault, for a program that reuses the same size).
- * (c) Two neighbours freed, the lower first, then the upper, which merges
- *     into it; then a larger request: the merged block goes back.
+ * (c) A block too small to be remembered freed, then the 4 MiB above it,
+ *     which merges into it; then a larger request: the merged block (as
+ *     the lower one) goes back.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -77,18 +78,20 @@ static void test_same_size_keeps(void **state) {
 
 static void test_merged_neighbours_purge(void **state) {
     (void)state;
-    unsigned char *lo = dh_malloc(4 * MIB), *hi = dh_malloc(4 * MIB);
+    /* lo is too small to be remembered; hi merges into it when freed */
+    unsigned char *lo = dh_malloc(512 * 1024), *hi = dh_malloc(4 * MIB);
     unsigned char *fence = dh_malloc(4 * MIB); /* keeps them off the top */
     assert_non_null(lo);
     assert_non_null(hi);
     assert_non_null(fence);
-    assert_ptr_equal(hi, lo + 4 * MIB);
-    memset(lo, 1, 8 * MIB);
+    assert_ptr_equal(hi, lo + 512 * 1024);
+    memset(lo, 1, 512 * 1024);
+    memset(hi, 1, 4 * MIB);
     dh_free(lo);
-    dh_free(hi); /* merges into lo's block */
+    dh_free(hi); /* merges into lo's block, which is remembered instead */
     unsigned char *big = dh_malloc(32 * MIB);
     assert_non_null(big);
-    assert_true(resident(lo, 8 * MIB) <= 1);
+    assert_int_equal(resident(hi, 4 * MIB), 0);
     dh_free(big);
     dh_free(fence);
 }
