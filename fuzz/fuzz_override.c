@@ -97,8 +97,7 @@ static void verify(const blk_t *b) { FUZZ_CHECK(all_equal(b->p, b->n, b->fill));
 /* A new block of n bytes from the drop-in, aligned to align: check it, fill
  * it, track it.  A request of at most 64 KiB aligned to at most 4 KiB is
  * served by a class block; others by a large block (docs/DESIGN.md). */
-static void adopt(uint8_t *p, size_t n, size_t align) {
-    bool is_class = n <= CLASS_MAX && align <= 4096;
+static void adopt_as(uint8_t *p, size_t n, size_t align, bool is_class) {
     FUZZ_CHECK(p != NULL);
     FUZZ_CHECK(((uintptr_t)p & 15) == 0 && ((uintptr_t)p & (align - 1)) == 0);
     /* detheap's, not libc's, and the one thread's heap */
@@ -118,6 +117,10 @@ static void adopt(uint8_t *p, size_t n, size_t align) {
     S.live_bytes += usable;
     hash_in((uintptr_t)p);
     hash_in(usable);
+}
+
+static void adopt(uint8_t *p, size_t n, size_t align) {
+    adopt_as(p, n, align, n <= CLASS_MAX && align <= 4096);
 }
 
 static void drop(size_t i) {
@@ -289,7 +292,10 @@ static void op_realloc(fuzz_in_t *in) {
     /* within its class a class block stays where it is */
     if (b.is_class && n <= CLASS_MAX && set_usable(b.p, n) == b.usable)
         FUZZ_CHECK(q == b.p);
-    adopt(q, n, 16);
+    /* a class block grown to 4 KiB or more becomes a large block, and a
+     * large block resized to 2 KiB or more stays one (docs/DESIGN.md) */
+    bool large = b.is_class ? n > b.usable && n >= 4096 : n >= 2048;
+    adopt_as(q, n, 16, n <= CLASS_MAX && !large);
 }
 
 static void op_free(fuzz_in_t *in) {

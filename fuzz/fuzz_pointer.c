@@ -248,7 +248,10 @@ static void op_realloc(fuzz_in_t *in) {
     size_t keep = b.n < n ? b.n : n;
     FUZZ_CHECK(all_equal(q, keep, b.fill));
     if (q != b.p) remember_freed(&b);
-    adopt(S.h, q, n, 16, n <= 65536);
+    /* a class block grown to 4 KiB or more becomes a large block, and a
+     * large block resized to 2 KiB or more stays one (docs/DESIGN.md) */
+    bool large = b.is_class ? n > b.usable && n >= 4096 : n >= 2048;
+    adopt(S.h, q, n, 16, n <= 65536 && !large);
 }
 
 static void op_free(fuzz_in_t *in) {

@@ -244,11 +244,14 @@ DH_API DH_NODISCARD void *dh_heap_calloc(dh_heap_t *heap, size_t count,
 
 /* Resize ptr's block to n bytes, keeping min(old, n) bytes.  ptr = NULL is
  * dh_heap_malloc.  n = 0 frees ptr and returns NULL.  In place when n still
- * fits a class block and is more than half of it (or, for a large block,
- * fits its pages, the top of the heap or a free right neighbour);
- * otherwise allocate, copy, free, where a class block that grows gets
- * room for half as much again (the class of max(n, 1.5 x its size), up to
- * 64 KiB).  The rule depends only on the sizes: deterministic.  On failure returns NULL with
+ * fits a class block and is more than half of it, or when a large block
+ * resized to n >= 2 KiB fits its pages, the top of the heap or a free
+ * right neighbour; otherwise allocate, copy, free, where a class block
+ * that grows to 4 KiB or more becomes a large block of whole pages (which
+ * later growth extends in place), one that grows less gets room for half
+ * as much again (the class of max(n, 1.5 x its size)), and a large block
+ * resized to less than 2 KiB goes to a class.  The rule depends only on
+ * the sizes and the heap's state: deterministic.  On failure returns NULL with
  * errno ENOMEM and leaves ptr untouched.  An invalid ptr is reported through
  * the error policy and NULL is returned with errno EINVAL. */
 DH_API DH_NODISCARD void *dh_heap_realloc(dh_heap_t *heap, void *ptr,

@@ -179,6 +179,16 @@ size_t dh_usable_size(const void *ptr) {
     return s ? dh_block_size(h, p, s) : 0;
 }
 
+/* The block of h that realloc moves a live block (state byte s, `old`
+ * usable bytes) to when it must hold n bytes and cannot stay. */
+void *dh_realloc_new(dh_heap_t *h, uint8_t s, size_t old, size_t n) {
+    if (dh_st_is_live_class(s) ? dh_realloc_to_large(old, n)
+                               : dh_realloc_stays_large(n))
+        return dh_large_alloc(h, n, 0);
+    return dh_heap_malloc(h, dh_st_is_live_class(s) ? dh_realloc_want(old, n)
+                                                    : n);
+}
+
 /* Resize the live block p (state byte s); h is the heap that allocates a
  * new block if one is needed and takes the old one back. */
 void *dh_realloc_block(dh_heap_t *h, uintptr_t p, uint8_t s, size_t n) {
@@ -186,15 +196,14 @@ void *dh_realloc_block(dh_heap_t *h, uintptr_t p, uint8_t s, size_t n) {
         dh_heap_release(h, p, s);
         return NULL;
     }
-    int c = dh_heap_class_of(h, n);
     if (dh_st_is_live_class(s)) {
-        if (dh_class_keeps(h, s - DH_ST_LIVE, c, n)) return (void *)p;
-    } else if (c < 0 && dh_large_resize(h, p, n)) {
+        if (dh_class_keeps(h, s - DH_ST_LIVE, dh_heap_class_of(h, n), n))
+            return (void *)p;
+    } else if (dh_realloc_stays_large(n) && dh_large_resize(h, p, n)) {
         return (void *)p;
     }
     size_t old = dh_block_size(h, p, s);
-    void *q = dh_heap_malloc(
-        h, dh_st_is_live_class(s) ? dh_realloc_want(old, n) : n);
+    void *q = dh_realloc_new(h, s, old, n);
     if (q == NULL) return NULL;
     memcpy(q, (void *)p, old < n ? old : n);
     dh_heap_release(h, p, s);

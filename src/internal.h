@@ -468,15 +468,6 @@ DH_HIDDEN dh_heap_t *dh_region_create_in(const dh_config_t *cfg,
  * (set once, before any exists; the default: no bound): a reservation
  * past it fails with ENOMEM, as the OS's would. */
 DH_HIDDEN void dh_region_set_grow_budget(uintptr_t bytes);
-/* Pack `count` ranges of 2^shift bytes (less than DH_HEAP_ALIGN), one
- * after another from `start` (a multiple of DH_HEAP_ALIGN), into shared
- * granules of the heap map: heaps created there of that size are aligned
- * to their own size only, and the heap map finds them through a table of
- * its own.  Called once, before any heap exists there; false (nothing
- * changed) if the run is longer than DH_PACK_CELLS or a granule is in use. */
-#define DH_PACK_CELLS 4096u
-DH_HIDDEN bool dh_region_pack(uintptr_t start, uint32_t count,
-                              unsigned shift);
 /* Lay h's header out afresh, as dh_region_create did, keeping its range,
  * its error policy and what it has committed (dh_heap_reset). */
 DH_HIDDEN void dh_region_relayout(dh_heap_t *h);
@@ -489,7 +480,7 @@ DH_HIDDEN void dh_region_layout_of(dh_heap_t *out, uintptr_t base,
                                    uintptr_t size, uintptr_t end,
                                    dh_class_set_t classes);
 /* Enter h, a heap whose range this process has just mapped (an image),
- * into the heap map; false if a granule it needs is taken or packed. */
+ * into the heap map; false if a granule it needs is taken. */
 DH_HIDDEN bool dh_region_adopt(dh_heap_t *h);
 /* Huge-page policy of a heap, set before its first allocation: off (the
  * default of every heap: no advice, the system's own policy), auto (huge
@@ -568,6 +559,20 @@ DH_INLINE size_t dh_realloc_want(size_t old, size_t n) {
     if (n <= old || n > DH_MAX_CLASS_SIZE || roomy <= n) return n;
     return roomy < DH_MAX_CLASS_SIZE ? roomy : DH_MAX_CLASS_SIZE;
 }
+/* A class block that realloc must grow to n >= DH_REALLOC_LARGE bytes
+ * moves into a large block (whole pages), which later growth extends in
+ * place into the top of the heap or a free right neighbour; a large block
+ * resized to n >= DH_REALLOC_LARGE / 2 stays large (in place when it can).
+ * So a buffer grown in small steps is copied up to 4 KiB and, where it
+ * has room, never after.  Deterministic: a function of the sizes. */
+#define DH_REALLOC_LARGE ((size_t)4096)
+DH_INLINE bool dh_realloc_to_large(size_t old, size_t n) {
+    return n > old && n >= DH_REALLOC_LARGE;
+}
+DH_INLINE bool dh_realloc_stays_large(size_t n) {
+    return n >= DH_REALLOC_LARGE / 2;
+}
+DH_HIDDEN void *dh_realloc_new(dh_heap_t *h, uint8_t s, size_t old, size_t n);
 DH_HIDDEN void dh_heap_free_in(dh_heap_t *h, uintptr_t p, const char *call);
 DH_HIDDEN void *dh_realloc_block(dh_heap_t *h, uintptr_t p, uint8_t s,
                                  size_t n);

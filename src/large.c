@@ -34,17 +34,37 @@ static uintptr_t pages_bytes(uint64_t pages) {
 
 /* ---- tags ----------------------------------------------------------------- */
 
-static void tag_write(uint8_t *tag, uint64_t pages) {
-    for (int i = 0; i < DH_TAG_BYTES; i++, pages >>= 6)
-        tag[i] = (uint8_t)(DH_ST_TAG | (pages & 63));
+/* The 8 tag bytes of a page count: byte i holds bits 6i..6i+5 (the
+ * 48-bit count spread to 6 bits a byte: 24 bits a word half, 12 a
+ * quarter, 6 a byte). */
+static uint64_t tag_bytes(uint64_t pages) {
+    uint64_t x = pages & 0xffffffffffffull;
+    x = (x & 0xffffffull) | ((x & 0xffffff000000ull) << 8);
+    x = (x & 0x00000fff00000fffull) | ((x & 0x00fff00000fff000ull) << 4);
+    x = (x & 0x003f003f003f003full) | ((x & 0x0fc00fc00fc00fc0ull) << 2);
+    return x | 0x0101010101010101ull * DH_ST_TAG;
 }
 
-uint64_t dh_tag_read(const uint8_t *tag) {
-    uint64_t pages = 0;
-    for (int i = DH_TAG_BYTES - 1; i >= 0; i--)
-        pages = (pages << 6) | (tag[i] & 63);
-    return pages;
+/* The page count of tag bytes (their 6 low bits, gathered back). */
+static uint64_t tag_pages(uint64_t v) {
+    uint64_t x = v & 0x3f3f3f3f3f3f3f3full;
+    x = (x & 0x00ff00ff00ff00ffull) | ((x & 0xff00ff00ff00ff00ull) >> 2);
+    x = (x & 0x0000ffff0000ffffull) | ((x & 0xffff0000ffff0000ull) >> 4);
+    return (x & 0xffffffffull) | ((x & 0xffffffff00000000ull) >> 8);
 }
+
+static void tag_write(uint8_t *tag, uint64_t pages) {
+    uint64_t v = tag_bytes(pages);
+    memcpy(tag, &v, DH_TAG_BYTES); /* little-endian: the low bytes */
+}
+
+static inline uint64_t tag_read(const uint8_t *tag) {
+    uint64_t v = 0;
+    memcpy(&v, tag, DH_TAG_BYTES); /* the high bytes stay zero */
+    return tag_pages(v);
+}
+
+uint64_t dh_tag_read(const uint8_t *tag) { return tag_read(tag); }
 
 /* The tail tag: the 8 state bytes of a block's last 8 granules, which form
  * one aligned word because blocks end on a page. */
@@ -53,17 +73,11 @@ static uint64_t *tail_word(dh_heap_t *h, uintptr_t end) {
 }
 
 static void tail_write(uint64_t *w, uint64_t pages) {
-    uint64_t v = 0;
-    for (int i = 0; i < DH_TAIL_BYTES; i++, pages >>= 6)
-        v |= (uint64_t)(DH_ST_TAG | (pages & 63)) << (8 * i);
-    __atomic_store_n(w, v, __ATOMIC_RELAXED);
+    __atomic_store_n(w, tag_bytes(pages), __ATOMIC_RELAXED);
 }
 
 uint64_t dh_tail_read(const uint64_t *w) {
-    uint64_t v = __atomic_load_n(w, __ATOMIC_RELAXED), pages = 0;
-    for (int i = DH_TAIL_BYTES - 1; i >= 0; i--)
-        pages = (pages << 6) | ((v >> (8 * i)) & 63);
-    return pages;
+    return tag_pages(__atomic_load_n(w, __ATOMIC_RELAXED));
 }
 
 /* Head state bytes of large blocks may be read by the thread whose range
@@ -85,8 +99,12 @@ static void large_clear(dh_heap_t *h, uintptr_t p, uint64_t pages) {
                      __ATOMIC_RELAXED);
 }
 
+static inline uint64_t large_pages(const dh_heap_t *h, uintptr_t p) {
+    return tag_read(dh_state_at(h, p) + 1);
+}
+
 uint64_t dh_large_pages(const dh_heap_t *h, uintptr_t p) {
-    return dh_tag_read(dh_state_at(h, p) + 1);
+    return large_pages(h, p);
 }
 
 /* ---- the AVL tree of free blocks ----------------------------------------- */
@@ -122,7 +140,7 @@ bool dh_large_node_ok(const dh_heap_t *h, const dh_large_node_t *n) {
     }
     if ((a & (DH_PAGE - 1)) || !dh_in_data(in, a)) return false;
     const uint8_t *st = dh_state_at(in, a);
-    return dh_st_load(st) == want && dh_tag_read(st + 1) == n->pages;
+    return dh_st_load(st) == want && tag_read(st + 1) == n->pages;
 }
 
 static node_t *node(tree_t *T, node_t *n) {
@@ -285,7 +303,7 @@ static void abandon(tree_t *T) {
         uint8_t s = dh_st_load(st);
         if (s == DH_ST_LIVE_LARGE || s == DH_ST_FREE_LARGE ||
             s == DH_ST_FREE_FOREIGN || s == DH_ST_RETIRED_LARGE) {
-            uint64_t pages = dh_tag_read(st + 1);
+            uint64_t pages = tag_read(st + 1);
             if (pages == 0) break; /* the state map itself is damaged */
             if (s == DH_ST_FREE_LARGE) dh_st_store(st, DH_ST_RETIRED_LARGE);
             p += pages_bytes(pages);
@@ -491,7 +509,7 @@ void *dh_large_alloc(dh_heap_t *h, size_t n, size_t align) {
 }
 
 uintptr_t dh_large_free(dh_heap_t *h, uintptr_t p) {
-    uint64_t pages = dh_large_pages(h, p);
+    uint64_t pages = large_pages(h, p);
     DH_BLOCK_FREE((void *)p, pages_bytes(pages));
     h->large_frees++;
     h->large_live_count--;
@@ -506,7 +524,7 @@ uintptr_t dh_large_free(dh_heap_t *h, uintptr_t p) {
  * by giving the tail back, grow into the top or a free right neighbour.
  * Returns false, changing nothing, when it cannot. */
 bool dh_large_resize(dh_heap_t *h, uintptr_t p, size_t n) {
-    uint64_t want = pages_for(n), have = dh_large_pages(h, p);
+    uint64_t want = pages_for(n), have = large_pages(h, p);
     if (want == 0 || (want != have && (!dh_owns(h, p) || DH_ANNOTATING)))
         return false;
     if (want == have) return true;
@@ -529,8 +547,10 @@ bool dh_large_resize(dh_heap_t *h, uintptr_t p, size_t n) {
             return false;
         }
     }
-    large_clear(h, p, have);
-    dh_large_set(h, p, want, DH_ST_LIVE_LARGE);
+    /* the head stays live; the tags move to the new end */
+    __atomic_store_n(tail_word(h, end), (uint64_t)0, __ATOMIC_RELAXED);
+    tag_write(dh_state_at(h, p) + 1, want);
+    tail_write(tail_word(h, p + pages_bytes(want)), want);
     if (want < have) give_back(&T, p + pages_bytes(want), have - want);
     h->large_live_bytes += pages_bytes(want) - pages_bytes(have);
     h->live_bytes += pages_bytes(want) - pages_bytes(have);

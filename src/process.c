@@ -1237,9 +1237,7 @@ void *dh_proc_realloc(void *ptr, size_t n, const char *call) {
                    dh_class_keeps(c.h, s - DH_ST_LIVE,
                                   dh_heap_class_of(c.h, n), n)) {
             q = ptr; /* the class still fits: it stays where it is */
-        } else if ((q = dh_heap_malloc(
-                        c.h, dh_st_is_live_class(s) ? dh_realloc_want(old, n)
-                                                    : n)) != NULL) {
+        } else if ((q = dh_realloc_new(c.h, s, old, n)) != NULL) {
             memcpy(q, ptr, old < n ? old : n);
             release_block(c.h, owner, p, s);
         }

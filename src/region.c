@@ -20,10 +20,7 @@
  * it grows: its header at creation, then each part of the state map and
  * the data when it is first committed (dh_os_map_fixed, which never takes
  * another mapping's place).  A growing range remembers the commit the OS
- * refused and does not ask again for as much or more.  Ranges smaller than
- * 4 GiB may share granules of the heap map (dh_region_pack): the map then
- * points to a table of its own, one cell per such range.  Such ranges end
- * below base + size, so that the state byte of their end is their own.
+ * refused and does not ask again for as much or more.
  *
  * Huge pages (off unless asked for: dh_region_set_thp): once the data
  * passes huge_from (DH_HUGE_AFTER bytes above data_start in mode auto,
@@ -49,46 +46,11 @@
 
 static _Atomic(dh_heap_t *) heap_map[DH_HEAP_MAP_SIZE];
 
-/* The packed run (dh_region_pack): [start, end) in ranges of 2^shift
- * bytes, each found in pack_cell; its granules of heap_map hold PACKED.
- * Set once, before any heap exists there, and read-only after. */
-static char packed_mark;
-#define PACKED ((dh_heap_t *)(void *)&packed_mark)
-static struct {
-    uintptr_t start, end;
-    unsigned shift;
-} pack;
-static _Atomic(dh_heap_t *) pack_cell[DH_PACK_CELLS];
-
-static bool in_pack(uintptr_t p) { return p - pack.start < pack.end - pack.start; }
-
-/* The heap whose granule (or, packed, cell) holds p, or NULL. */
+/* The heap whose granule holds p, or NULL. */
 static dh_heap_t *granule_heap(uintptr_t p) {
     size_t idx = (size_t)(p >> DH_HEAP_ALIGN_SHIFT);
     if (idx >= DH_HEAP_MAP_SIZE) return NULL;
-    dh_heap_t *h = atomic_load_explicit(&heap_map[idx], memory_order_acquire);
-    if (DH_UNLIKELY(h == PACKED))
-        h = in_pack(p) ? atomic_load_explicit(
-                             &pack_cell[(p - pack.start) >> pack.shift],
-                             memory_order_acquire)
-                       : NULL;
-    return h;
-}
-
-bool dh_region_pack(uintptr_t start, uint32_t count, unsigned shift) {
-    uintptr_t end = start + ((uintptr_t)count << shift);
-    if (count == 0 || count > DH_PACK_CELLS || shift >= DH_HEAP_ALIGN_SHIFT ||
-        start % DH_HEAP_ALIGN != 0 || end >> DH_ADDRESS_BITS || pack.end != 0)
-        return false;
-    for (uintptr_t a = start; a < end; a += DH_HEAP_ALIGN)
-        if (atomic_load(&heap_map[a >> DH_HEAP_ALIGN_SHIFT]) != NULL)
-            return false;
-    pack.start = start;
-    pack.end = end;
-    pack.shift = shift;
-    for (uintptr_t a = start; a < end; a += DH_HEAP_ALIGN)
-        atomic_store(&heap_map[a >> DH_HEAP_ALIGN_SHIFT], PACKED);
-    return true;
+    return atomic_load_explicit(&heap_map[idx], memory_order_acquire);
 }
 
 static uintptr_t round_up(uintptr_t v, uintptr_t a) {
@@ -113,14 +75,8 @@ uint32_t *dh_span_word_any(uintptr_t p) {
     return &h->span_map[(p - h->data_start) >> DH_SPAN_SHIFT];
 }
 
-/* Enter h (or NULL) for [base, base + bytes): its cell if it is packed,
- * else every granule it touches. */
+/* Enter h (or NULL) for [base, base + bytes): every granule it touches. */
 static void map_set(uintptr_t base, uintptr_t bytes, dh_heap_t *h) {
-    if (in_pack(base)) {
-        atomic_store_explicit(&pack_cell[(base - pack.start) >> pack.shift], h,
-                              memory_order_release);
-        return;
-    }
     for (uintptr_t a = base; a - base < bytes; a += DH_HEAP_ALIGN) {
         size_t idx = (size_t)(a >> DH_HEAP_ALIGN_SHIFT);
         if (idx < DH_HEAP_MAP_SIZE)
@@ -141,7 +97,7 @@ static bool config_valid(const dh_config_t *cfg) {
         (cfg->reserve < DH_MIN_RESERVE ||
          cfg->reserve > ((uint64_t)1 << (DH_ADDRESS_BITS - 1))))
         return false;
-    if (cfg->base % DH_HEAP_ALIGN != 0 && !in_pack(cfg->base)) return false;
+    if (cfg->base % DH_HEAP_ALIGN != 0) return false;
     if ((uint64_t)cfg->base >> DH_ADDRESS_BITS) return false;
     if ((unsigned)cfg->on_error > DH_ON_ERROR_CALLBACK) return false;
     if (cfg->on_error == DH_ON_ERROR_CALLBACK && !cfg->error_callback)
@@ -203,16 +159,6 @@ void dh_region_relayout(dh_heap_t *h) {
     h->fast_granules = keep.fast_granules;
     h->ext = keep.ext;
     h->ext.root = NULL;
-}
-
-/* No granule of [base, base + bytes) is packed (a heap the OS placed in
- * the packed run's unused part would hide the packed heaps' cells). */
-static bool granules_unpacked(uintptr_t base, uintptr_t bytes) {
-    for (uintptr_t a = base; a - base < bytes; a += DH_HEAP_ALIGN)
-        if ((a >> DH_HEAP_ALIGN_SHIFT) < DH_HEAP_MAP_SIZE &&
-            atomic_load(&heap_map[a >> DH_HEAP_ALIGN_SHIFT]) == PACKED)
-            return false;
-    return true;
 }
 
 /* What all growing ranges together may reserve (dh_region_set_grow_budget;
@@ -277,13 +223,7 @@ dh_heap_t *dh_region_create_in(const dh_config_t *cfg, uintptr_t end,
     uintptr_t size =
         pow2_at_least(cfg->reserve ? cfg->reserve : DH_DEFAULT_RESERVE);
     if (end == 0 || end > size) end = size;
-    bool packed = cfg->base != 0 && in_pack(cfg->base);
-    if (packed && size != (uintptr_t)1 << pack.shift) {
-        errno = EEXIST; /* a cell of the packed run, not for this size */
-        return NULL;
-    }
-    if (packed && end > size - DH_SPAN) end = size - DH_SPAN; /* see above */
-    uintptr_t align = packed || size > DH_HEAP_ALIGN ? size : DH_HEAP_ALIGN;
+    uintptr_t align = size > DH_HEAP_ALIGN ? size : DH_HEAP_ALIGN;
     if (cfg->base % align != 0) {
         errno = EINVAL;
         return NULL;
@@ -307,11 +247,6 @@ dh_heap_t *dh_region_create_in(const dh_config_t *cfg, uintptr_t end,
         return NULL;
     }
     uintptr_t base = (uintptr_t)p;
-    if (!packed && !granules_unpacked(base, end)) {
-        unreserve(p, mapped, grow);
-        errno = cfg->base ? EEXIST : ENOMEM;
-        return NULL;
-    }
     uintptr_t offset = (uintptr_t)(color % DH_COLORS) * DH_CACHE_LINE;
     size_t header = round_up(offset + sizeof(dh_heap_t), dh_os_page_size());
     if (!dh_os_commit(p, header)) {
@@ -347,8 +282,6 @@ void dh_region_layout_of(dh_heap_t *out, uintptr_t base, uintptr_t size,
 }
 
 bool dh_region_adopt(dh_heap_t *h) {
-    if (in_pack(h->base) || !granules_unpacked(h->base, h->limit - h->base))
-        return false;
     for (uintptr_t a = h->base; a - h->base < h->limit - h->base;
          a += DH_HEAP_ALIGN) {
         size_t idx = (size_t)(a >> DH_HEAP_ALIGN_SHIFT);

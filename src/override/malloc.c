@@ -117,7 +117,8 @@ EXPORT void *calloc(size_t count, size_t size) {
 /* realloc of an own class block to a class size stays in the caller's heap,
  * so it is decided here: in place within the class, else moved through the
  * lean paths (new block first, then the copy, then the old block freed:
- * the order dh_realloc_block keeps, so the addresses are the same).
+ * the order dh_realloc_block keeps, so the addresses are the same), or,
+ * growing to a large block (dh_realloc_to_large), by the general path.
  * realloc(NULL, n) is malloc(n) unless observed (traced as realloc). */
 EXPORT void *realloc(void *ptr, size_t n) {
     if (ptr == NULL && !dh_observe) return lean_malloc(n);
@@ -129,11 +130,19 @@ EXPORT void *realloc(void *ptr, size_t n) {
         int c = b->live_state - DH_ST_LIVE;
         size_t old = dh_bin_size(b);
         if (dh_class_keeps(h, c, dh_heap_class_of(h, n), n)) return ptr;
-        void *q = lean_malloc(dh_realloc_want(old, n));
-        if (q == NULL) return NULL; /* ENOMEM; ptr is untouched */
-        memcpy(q, ptr, old < n ? old : n);
-        dh_bin_push(b, &b->head, ptr, st);
-        return q;
+        if (!dh_realloc_to_large(old, n)) {
+            void *q = lean_malloc(dh_realloc_want(old, n));
+            if (q == NULL) return NULL; /* ENOMEM; ptr is untouched */
+            memcpy(q, ptr, old < n ? old : n);
+            dh_bin_push(b, &b->head, ptr, st);
+            return q;
+        }
+    } else if (g < h->fast_granules && dh_st_load(st) == DH_ST_LIVE_LARGE &&
+               dh_realloc_stays_large(n) && h->process && !dh_observe &&
+               __atomic_load_n(&dh_ph(h)->inbox, __ATOMIC_RELAXED) == NULL &&
+               dh_large_resize(h, (uintptr_t)ptr, n)) {
+        return ptr; /* an own large block resized in place, as the general
+                     * path would (dh_realloc_block) */
     }
     return dh_proc_realloc(ptr, n, "realloc");
 }

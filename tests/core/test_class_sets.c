@@ -93,7 +93,10 @@ static void churn(dh_heap_t *h, dh_class_set_t set, uint64_t *offsets,
                         (old < n && old <= DH_MAX_CLASS_SIZE &&
                          u == set_usable(set, old + old / 2 < 65536
                                                   ? old + old / 2
-                                                  : 65536)));
+                                                  : 65536)) ||
+                        /* realloc made or kept it a large block */
+                        (old != 0 && n >= 2048 && u % 4096 == 0 &&
+                         u < n + 4096));
         memset(slot[s], (int)i, n < 64 ? n : 64);
         offsets[i] = (uintptr_t)slot[s] - base;
         if (i % 1024 == 0) CORE_CHECK(h);
@@ -169,6 +172,74 @@ static void test_realloc_rule(void **state) {
         }
         CORE_CHECK(h);
         dh_heap_destroy(h);
+    }
+}
+
+/* realloc's large rule (docs/DESIGN.md, "realloc"): a class block that
+ * must grow to 4 KiB or more moves into a large block of whole pages,
+ * which then grows in place into the top or a free right neighbour; a
+ * large block stays large (shrinking in place) down to 2 KiB, and below
+ * that moves to a class.  The same in both sets, and the same offsets in
+ * two heaps of a set. */
+static void test_realloc_large_rule(void **state) {
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    skip(); /* the ASan build never resizes large blocks in place */
+#endif
+    for (size_t k = 0; k < 2; k++) {
+        uint64_t offsets[2][8];
+        for (int run = 0; run < 2; run++) {
+            dh_heap_t *h = set_heap(kSets[k]);
+            uintptr_t base = dh_heap_base(h);
+            unsigned char *p = dh_heap_malloc(h, 3000);
+            memset(p, 0x11, 3000);
+            /* past 4 KiB: moves once, into 2 pages, contents kept */
+            unsigned char *q = dh_heap_realloc(h, p, 4097);
+            assert_non_null(q);
+            assert_ptr_not_equal(q, p);
+            assert_int_equal(dh_usable_size(q), 8192);
+            assert_int_equal(dh_usable_size(p), 0);
+            for (size_t i = 0; i < 3000; i++) assert_int_equal(q[i], 0x11);
+            memset(q, 0x22, 4097);
+            /* at the top it grows in place, in small steps and big ones,
+             * past the largest class and back */
+            for (size_t n = 4097; n < 300000; n += n / 8 + 16) {
+                assert_ptr_equal(dh_heap_realloc(h, q, n), q);
+                assert_true(dh_usable_size(q) >= n);
+                assert_true(dh_usable_size(q) < n + 4096);
+            }
+            for (size_t i = 0; i < 4097; i++) assert_int_equal(q[i], 0x22);
+            assert_ptr_equal(dh_heap_realloc(h, q, 40000), q); /* shrinks */
+            assert_int_equal(dh_usable_size(q), 40960);
+            assert_ptr_equal(dh_heap_realloc(h, q, 2048), q); /* still */
+            assert_int_equal(dh_usable_size(q), 4096);
+            /* a free right neighbour: the block grows into it */
+            unsigned char *a = dh_heap_realloc(h, q, 20000); /* 5 pages */
+            assert_ptr_equal(a, q);
+            unsigned char *b = dh_heap_malloc(h, 100000); /* above a */
+            unsigned char *wall = dh_heap_malloc(h, 100000); /* above b */
+            assert_true(b == a + 20480 && wall > b);
+            dh_heap_free(h, b);
+            assert_ptr_equal(dh_heap_realloc(h, a, 20480 + 50000), a);
+            assert_int_equal(dh_usable_size(a), 20480 + 53248);
+            /* no room: it moves, whole pages, contents kept */
+            unsigned char *c = dh_heap_realloc(h, a, 200000);
+            assert_non_null(c);
+            assert_ptr_not_equal(c, a);
+            assert_int_equal(dh_usable_size(c), 200704);
+            for (size_t i = 0; i < 2048; i++) assert_int_equal(c[i], 0x22);
+            /* below 2 KiB: back to a class */
+            unsigned char *d = dh_heap_realloc(h, c, 2047);
+            assert_non_null(d);
+            assert_int_equal(dh_usable_size(d), set_usable(kSets[k], 2047));
+            for (size_t i = 0; i < 2047; i++) assert_int_equal(d[i], 0x22);
+            const unsigned char *seen[] = {p, q, a, b, wall, c, d, NULL};
+            for (int i = 0; i < 8; i++)
+                offsets[run][i] = seen[i] ? (uintptr_t)seen[i] - base : 0;
+            CORE_CHECK(h);
+            dh_heap_destroy(h);
+        }
+        assert_memory_equal(offsets[0], offsets[1], sizeof offsets[0]);
     }
 }
 
@@ -318,6 +389,7 @@ int main(void) {
         cmocka_unit_test(test_churn_each_set),
         cmocka_unit_test(test_aligned_each_set),
         cmocka_unit_test(test_realloc_rule),
+        cmocka_unit_test(test_realloc_large_rule),
         cmocka_unit_test(test_stats_by_class),
         cmocka_unit_test(test_report_names_fine_class),
         cmocka_unit_test(test_spans_move_between_classes),

@@ -3,9 +3,7 @@
  * the fault-injecting OS layer: a range reserved as it grows takes only
  * what it commits, remembers the commit the OS refused (no system call is
  * made again for as much or more), and still serves what it has; a range
- * that ends below its size reserves only up to its end; ranges below
- * 4 GiB packed side by side in one granule of the heap map each find
- * their own blocks.
+ * that ends below its size reserves only up to its end.
  */
 #include "internal.h"
 #include "os_fault.h"
@@ -24,7 +22,6 @@
 /* Free parts of the address space for the test's heaps. */
 #define GROW_BASE ((uintptr_t)0x310000000000)
 #define END_BASE ((uintptr_t)0x320000000000)
-#define PACK_BASE ((uintptr_t)0x330000000000)
 
 /* Nothing is mapped at [p, p + n): a fixed mapping there succeeds. */
 static bool unmapped(uintptr_t p, size_t n) {
@@ -95,46 +92,10 @@ static void test_end_below_size(void **state) {
     dh_heap_destroy(h);
 }
 
-static void test_packed(void **state) {
-    (void)state;
-    assert_true(dh_region_pack(PACK_BASE, 8, 24)); /* 8 x 16 MiB */
-    assert_false(dh_region_pack(PACK_BASE + 4 * GIB, 8, 24)); /* once */
-    dh_heap_t *h[8];
-    void *p[8];
-    dh_config_t cfg = DH_CONFIG_INIT;
-    cfg.reserve = 16 * MIB;
-    for (int i = 0; i < 8; i++) {
-        cfg.base = PACK_BASE + (uintptr_t)i * 16 * MIB;
-        h[i] = dh_region_create_in(&cfg, 0, false, 0);
-        assert_non_null(h[i]);
-        assert_int_equal(dh_heap_base(h[i]), cfg.base);
-        p[i] = dh_heap_malloc(h[i], 48);
-        assert_non_null(p[i]);
-    }
-    for (int i = 0; i < 8; i++) {
-        assert_ptr_equal(dh_heap_of(p[i]), h[i]);
-        assert_int_equal(dh_usable_size(p[i]), 48);
-    }
-    /* a cell of the run is not for a heap of another size */
-    cfg.reserve = 32 * MIB;
-    cfg.base = PACK_BASE + 32 * MIB;
-    errno = 0;
-    assert_null(dh_region_create_in(&cfg, 0, false, 0));
-    for (int i = 0; i < 8; i += 2) dh_heap_destroy(h[i]);
-    for (int i = 1; i < 8; i += 2) {
-        assert_ptr_equal(dh_heap_of(p[i]), h[i]);
-        dh_free(p[i]);
-        assert_int_equal(dh_heap_check(h[i]), DH_CHECK_OK);
-    }
-    assert_null(dh_heap_of(p[0]));
-    for (int i = 1; i < 8; i += 2) dh_heap_destroy(h[i]);
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grow_remembers_refusal),
         cmocka_unit_test(test_end_below_size),
-        cmocka_unit_test(test_packed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -274,6 +274,36 @@ static void test_realloc_keeps_contents(void **state) {
     free(p);
 }
 
+/* A buffer grown by 1/8 + 16 bytes a call, as strings and vectors grow:
+ * up to 4 KiB it moves between classes (once per 1.5x); from there it is a
+ * large block that grows in place into the pages after it, so it moves at
+ * most a few times more on the way to 1 MiB (when another block ends the
+ * free pages it grew into), where a class at every step would move it 30
+ * times (docs/DESIGN.md, "realloc"). */
+static void test_realloc_grows_in_place(void **state) {
+    (void)state;
+    unsigned char *p = malloc(16);
+    assert_non_null(p);
+    size_t n = 16;
+    p[n - 1] = (unsigned char)n;
+    int moves_small = 0, moves_large = 0;
+    while (n < ((size_t)1 << 20)) {
+        size_t next = n + n / 8 + 16;
+        unsigned char *q = realloc_fn(p, next);
+        assert_non_null(q);
+        if (q != p) ++*(n >= 4096 ? &moves_large : &moves_small);
+        assert_int_equal(q[n - 1], (unsigned char)n); /* contents kept */
+        q[next - 1] = (unsigned char)next;
+        p = q;
+        n = next;
+    }
+    free(p);
+    assert_in_range(moves_small, 5, 20);
+    /* the valgrind-aware build (tests/verify/run_memcheck.sh) never resizes
+     * a large block in place, so that memcheck's view stays exact */
+    if (getenv("DH_TEST_MEMCHECK") == NULL) assert_in_range(moves_large, 0, 3);
+}
+
 static void test_malloc_zero_unique(void **state) {
     (void)state;
     enum { N = 200 };
@@ -512,6 +542,7 @@ int main(void) {
         cmocka_unit_test(test_every_alignment),
         cmocka_unit_test(test_realloc_null_and_zero),
         cmocka_unit_test(test_realloc_keeps_contents),
+        cmocka_unit_test(test_realloc_grows_in_place),
         cmocka_unit_test(test_malloc_zero_unique),
         cmocka_unit_test(test_usable_size),
         cmocka_unit_test(test_class_set_option),

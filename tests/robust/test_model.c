@@ -157,7 +157,10 @@ static void step_realloc(model_t *m) {
     if (c >= 0 && b.is_class && dh_class_size(c) == b.usable)
         assert_ptr_equal(q, b.p);
     if (q != b.p) assert_int_equal(dh_usable_size(b.p), 0);
-    add(m, q, n, c >= 0);
+    /* a class block grown to 4 KiB or more becomes a large block, and a
+     * large block resized to 2 KiB or more stays one (docs/DESIGN.md) */
+    bool large = b.is_class ? n > b.usable && n >= 4096 : n >= 2048;
+    add(m, q, n, c >= 0 && !large);
 }
 
 static void step_free(model_t *m) {
