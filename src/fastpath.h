@@ -88,6 +88,7 @@ DH_INLINE void *dh_bin_pop_foreign(dh_heap_t *h, dh_bin_t *b, size_t n) {
     }
     b->foreign = DH_LINK_READ(p);
     h->foreign_bytes -= dh_bin_size(b);
+    h->foreign_reused += dh_bin_size(b);
     return dh_bin_hand_out(b, p, st);
 }
 

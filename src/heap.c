@@ -197,7 +197,7 @@ void *dh_realloc_block(dh_heap_t *h, uintptr_t p, uint8_t s, size_t n) {
         return NULL;
     }
     if (dh_st_is_live_class(s)) {
-        if (dh_class_keeps(h, s - DH_ST_LIVE, dh_heap_class_of(h, n), n))
+        if (dh_class_keeps(h, s - DH_ST_LIVE, n))
             return (void *)p;
     } else if (dh_realloc_stays_large(n) && dh_large_resize(h, p, n)) {
         return (void *)p;

@@ -93,6 +93,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define DH_LIKELY(x) __builtin_expect(!!(x), 1)
 #define DH_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -307,6 +308,9 @@ struct dh_heap {
     /* Cross-thread frees (per-thread heaps): bytes of other ranges' free
      * blocks held on this heap's foreign lists and large tree. */
     uint64_t foreign_bytes;
+    /* ...and bytes of such blocks it handed out again, all told (what it
+     * may keep grows with it: process.c, foreign_keep). */
+    uint64_t foreign_reused;
     /* One word per span of the data (region.c): the class + 1 of the span
      * carved there (bits 16..23), blocks of it retired (bits 0..15), and
      * DH_SPAN_DECOMMITTED once all were and its memory went back. */
@@ -512,10 +516,57 @@ DH_HIDDEN void *dh_large_alloc(dh_heap_t *h, size_t n, size_t align);
  * top. */
 DH_HIDDEN uintptr_t dh_large_free(dh_heap_t *h, uintptr_t p);
 DH_HIDDEN uint64_t dh_large_pages(const dh_heap_t *h, uintptr_t p);
-DH_HIDDEN bool dh_large_resize(dh_heap_t *h, uintptr_t p, size_t n);
 DH_HIDDEN void dh_large_set(dh_heap_t *h, uintptr_t p, uint64_t pages,
                             uint8_t head);
-DH_HIDDEN uint64_t dh_tag_read(const uint8_t *tag);
+/* The page count of 8 tag bytes (large.c: byte i holds bits 6i..6i+5 of
+ * it, in its 6 low bits), gathered back. */
+DH_INLINE uint64_t dh_tag_pages(uint64_t v) {
+    uint64_t x = v & 0x3f3f3f3f3f3f3f3full;
+    x = (x & 0x00ff00ff00ff00ffull) | ((x & 0xff00ff00ff00ff00ull) >> 2);
+    x = (x & 0x0000ffff0000ffffull) | ((x & 0xffff0000ffff0000ull) >> 4);
+    return (x & 0xffffffffull) | ((x & 0xffffffff00000000ull) >> 8);
+}
+/* The page count of the head tag at tag (the state bytes after a large
+ * block's head byte). */
+DH_INLINE uint64_t dh_tag_read(const uint8_t *tag) {
+    /* Two loads the width of tag_write's two stores, combined in a
+     * register: a memcpy of the 6 bytes into a zeroed word went through
+     * the stack, and the word's load, spanning the two narrower stores,
+     * could not be forwarded from them (a stall of some 15 cycles that
+     * was most of an in-place realloc's time). */
+    _Static_assert(DH_TAG_BYTES == 6, "the tag is read as 4 + 2 bytes");
+    uint32_t lo;
+    uint16_t hi;
+    memcpy(&lo, tag, sizeof lo);
+    memcpy(&hi, tag + sizeof lo, sizeof hi);
+    return dh_tag_pages(lo | (uint64_t)hi << 32); /* little-endian */
+}
+/* Pages for a large block of n bytes, or 0 if n is too large to ever fit. */
+DH_INLINE uint64_t dh_pages_for(size_t n) {
+    if (n > ((uint64_t)1 << (DH_ADDRESS_BITS - 1))) return 0;
+    uint64_t pages = ((uint64_t)n + DH_PAGE - 1) >> DH_PAGE_SHIFT;
+    return pages ? pages : 1;
+}
+/* dh_large_resize's parts (large.c): a block of another range (only its
+ * page count staying makes it true), and an own block p, whose state
+ * bytes are at st, changing from `have` pages to `want`. */
+DH_HIDDEN bool dh_large_resize_other(dh_heap_t *h, uintptr_t p, size_t n);
+DH_HIDDEN bool dh_large_repage(dh_heap_t *h, uintptr_t p, uint8_t *st,
+                               uint64_t have, uint64_t want, size_t n);
+/* Resize a live large block p of h in place to hold n (> 2 KiB) bytes:
+ * shrink by giving the tail back, grow into the top or a free right
+ * neighbour.  Returns false, changing nothing, when it cannot (a block of
+ * another range is resized only where its page count stays).  Inline up
+ * to the page counts, found once: in-place realloc is one dependent chain
+ * of loads. */
+DH_INLINE bool dh_large_resize(dh_heap_t *h, uintptr_t p, size_t n) {
+    uintptr_t g = dh_own_granule(h, (const void *)p);
+    if (DH_UNLIKELY(g >= h->fast_granules))
+        return dh_large_resize_other(h, p, n);
+    uint8_t *st = h->data_state + g;
+    uint64_t have = dh_tag_read(st + 1), want = dh_pages_for(n);
+    return want == have || dh_large_repage(h, p, st, have, want, n);
+}
 /* n is a free large block a tree of h may hold: a page-aligned block start
  * in h's data whose state byte says free (or, for a process heap, one of
  * another process heap's data marked held by another heap) and whose page
@@ -546,9 +597,14 @@ DH_HIDDEN void dh_stats_fold(dh_stats_t *s, const dh_class_stats_t *cs);
 /* realloc's rule for a class-c block resized to n bytes (class nc, -1 for
  * a large size): it stays where it is when n still fits it and it would
  * not be in a class of less than half its size.  Deterministic: a
- * function of c, n and the set. */
-DH_INLINE bool dh_class_keeps(const dh_heap_t *h, int c, int nc, size_t n) {
-    return nc == c || (nc >= 0 && nc < c && 2 * n > dh_class_bytes(h, c));
+ * function of c, n (> 0) and the set.  Found with no class lookup but
+ * where n is at most half the block (n's class is c itself only in the
+ * spec set's 64 KiB class, whose smaller neighbour is 16 KiB). */
+DH_INLINE bool dh_class_keeps(const dh_heap_t *h, int c, size_t n) {
+    size_t size = dh_class_bytes(h, c);
+    if (n > size) return false;    /* a larger class, or a large size */
+    if (2 * n > size) return true; /* c, or a class less than half of c */
+    return dh_heap_class_of(h, n) == c;
 }
 /* What realloc asks for when a class block of `old` bytes must move to
  * hold n: a block that grows past its class gets room for half as much

@@ -45,26 +45,10 @@ static uint64_t tag_bytes(uint64_t pages) {
     return x | 0x0101010101010101ull * DH_ST_TAG;
 }
 
-/* The page count of tag bytes (their 6 low bits, gathered back). */
-static uint64_t tag_pages(uint64_t v) {
-    uint64_t x = v & 0x3f3f3f3f3f3f3f3full;
-    x = (x & 0x00ff00ff00ff00ffull) | ((x & 0xff00ff00ff00ff00ull) >> 2);
-    x = (x & 0x0000ffff0000ffffull) | ((x & 0xffff0000ffff0000ull) >> 4);
-    return (x & 0xffffffffull) | ((x & 0xffffffff00000000ull) >> 8);
-}
-
 static void tag_write(uint8_t *tag, uint64_t pages) {
     uint64_t v = tag_bytes(pages);
     memcpy(tag, &v, DH_TAG_BYTES); /* little-endian: the low bytes */
 }
-
-static inline uint64_t tag_read(const uint8_t *tag) {
-    uint64_t v = 0;
-    memcpy(&v, tag, DH_TAG_BYTES); /* the high bytes stay zero */
-    return tag_pages(v);
-}
-
-uint64_t dh_tag_read(const uint8_t *tag) { return tag_read(tag); }
 
 /* The tail tag: the 8 state bytes of a block's last 8 granules, which form
  * one aligned word because blocks end on a page. */
@@ -77,7 +61,7 @@ static void tail_write(uint64_t *w, uint64_t pages) {
 }
 
 uint64_t dh_tail_read(const uint64_t *w) {
-    return tag_pages(__atomic_load_n(w, __ATOMIC_RELAXED));
+    return dh_tag_pages(__atomic_load_n(w, __ATOMIC_RELAXED));
 }
 
 /* Head state bytes of large blocks may be read by the thread whose range
@@ -100,7 +84,7 @@ static void large_clear(dh_heap_t *h, uintptr_t p, uint64_t pages) {
 }
 
 static inline uint64_t large_pages(const dh_heap_t *h, uintptr_t p) {
-    return tag_read(dh_state_at(h, p) + 1);
+    return dh_tag_read(dh_state_at(h, p) + 1);
 }
 
 uint64_t dh_large_pages(const dh_heap_t *h, uintptr_t p) {
@@ -140,7 +124,7 @@ bool dh_large_node_ok(const dh_heap_t *h, const dh_large_node_t *n) {
     }
     if ((a & (DH_PAGE - 1)) || !dh_in_data(in, a)) return false;
     const uint8_t *st = dh_state_at(in, a);
-    return dh_st_load(st) == want && tag_read(st + 1) == n->pages;
+    return dh_st_load(st) == want && dh_tag_read(st + 1) == n->pages;
 }
 
 static node_t *node(tree_t *T, node_t *n) {
@@ -303,7 +287,7 @@ static void abandon(tree_t *T) {
         uint8_t s = dh_st_load(st);
         if (s == DH_ST_LIVE_LARGE || s == DH_ST_FREE_LARGE ||
             s == DH_ST_FREE_FOREIGN || s == DH_ST_RETIRED_LARGE) {
-            uint64_t pages = tag_read(st + 1);
+            uint64_t pages = dh_tag_read(st + 1);
             if (pages == 0) break; /* the state map itself is damaged */
             if (s == DH_ST_FREE_LARGE) dh_st_store(st, DH_ST_RETIRED_LARGE);
             p += pages_bytes(pages);
@@ -468,15 +452,8 @@ void dh_span_release(dh_heap_t *h, uintptr_t p) {
     give_back(&T, p, DH_SPAN_PAGES);
 }
 
-/* Pages for n bytes, or 0 if n is too large to ever fit. */
-static uint64_t pages_for(size_t n) {
-    if (n > ((uint64_t)1 << (DH_ADDRESS_BITS - 1))) return 0;
-    uint64_t pages = ((uint64_t)n + DH_PAGE - 1) >> DH_PAGE_SHIFT;
-    return pages ? pages : 1;
-}
-
 void *dh_large_alloc(dh_heap_t *h, size_t n, size_t align) {
-    uint64_t pages = pages_for(n);
+    uint64_t pages = dh_pages_for(n);
     uint64_t extra = align > DH_PAGE ? (align >> DH_PAGE_SHIFT) - 1 : 0;
     uintptr_t old_top = h->top;
     tree_t T = tree_of(h, "malloc", "dh_heap_malloc", n);
@@ -520,14 +497,13 @@ uintptr_t dh_large_free(dh_heap_t *h, uintptr_t p) {
     return give_back(&T, p, pages);
 }
 
-/* Resize a live large block in place to hold n (> 64 KiB) bytes: shrink
- * by giving the tail back, grow into the top or a free right neighbour.
- * Returns false, changing nothing, when it cannot. */
-bool dh_large_resize(dh_heap_t *h, uintptr_t p, size_t n) {
-    uint64_t want = pages_for(n), have = large_pages(h, p);
-    if (want == 0 || (want != have && (!dh_owns(h, p) || DH_ANNOTATING)))
-        return false;
-    if (want == have) return true;
+bool dh_large_resize_other(dh_heap_t *h, uintptr_t p, size_t n) {
+    return dh_large_pages(h, p) == dh_pages_for(n);
+}
+
+bool dh_large_repage(dh_heap_t *h, uintptr_t p, uint8_t *st, uint64_t have,
+                     uint64_t want, size_t n) {
+    if (want == 0 || DH_ANNOTATING) return false;
     uintptr_t end = p + pages_bytes(have);
     tree_t T = tree_of(h, "realloc", "dh_heap_realloc", n);
     node_t *next;
@@ -548,9 +524,12 @@ bool dh_large_resize(dh_heap_t *h, uintptr_t p, size_t n) {
         }
     }
     /* the head stays live; the tags move to the new end */
-    __atomic_store_n(tail_word(h, end), (uint64_t)0, __ATOMIC_RELAXED);
-    tag_write(dh_state_at(h, p) + 1, want);
-    tail_write(tail_word(h, p + pages_bytes(want)), want);
+    uintptr_t g = pages_bytes(have) >> DH_GRANULE_SHIFT;
+    __atomic_store_n((uint64_t *)(void *)(st + g - DH_TAIL_BYTES), (uint64_t)0,
+                     __ATOMIC_RELAXED);
+    tag_write(st + 1, want);
+    g = pages_bytes(want) >> DH_GRANULE_SHIFT;
+    tail_write((uint64_t *)(void *)(st + g - DH_TAIL_BYTES), want);
     if (want < have) give_back(&T, p + pages_bytes(want), have - want);
     h->large_live_bytes += pages_bytes(want) - pages_bytes(have);
     h->live_bytes += pages_bytes(want) - pages_bytes(have);

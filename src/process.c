@@ -861,8 +861,9 @@ static void inbox_drain(dh_heap_t *h) {
 
 /* ---- retiring: bounded memory for threads that free but do not reuse ----- */
 
-/* A thread keeps at most this many bytes of other ranges' free blocks for
- * its own reuse (DETHEAP_REMOTE_FREE=keep); past that, a block it frees
+/* A thread keeps this many bytes of other ranges' free blocks for its own
+ * reuse (DETHEAP_REMOTE_FREE=keep), more if it reuses them (foreign_keep,
+ * class blocks only); past that, a block it frees
  * that lies in another thread heap's range is retired: marked, kept on no
  * list, never handed out again.  When every block of a span is retired,
  * the span's memory (and, for a span aligned to 64 KiB, its page of the
@@ -872,6 +873,23 @@ static void inbox_drain(dh_heap_t *h) {
  * stays as deterministic as before: physical memory is bounded, the
  * producing thread's address range keeps growing. */
 #define DH_FOREIGN_KEEP ((uint64_t)1 << 20)
+#define DH_FOREIGN_KEEP_MAX ((uint64_t)16 << 20)
+
+/* What h may keep of other ranges' free blocks when it frees a class block:
+ * DH_FOREIGN_KEEP, plus half of the class blocks of other ranges it has
+ * handed out again, up to
+ * DH_FOREIGN_KEEP_MAX.  A thread that only frees other threads' blocks (a
+ * consumer) keeps 1 MiB; one that reuses them (larson's threads, which
+ * free about as many of each other's blocks as they allocate) keeps more,
+ * and retires fewer: every retired block leaves a hole in a span that
+ * goes back to the OS only once all of its blocks are retired, so
+ * retiring blocks that would have been reused costs memory, not saves it.
+ * A function of h's own calls, as the keeping is. */
+DH_INLINE uint64_t foreign_keep(const dh_heap_t *h) {
+    uint64_t more = h->foreign_reused / 2;
+    uint64_t room = DH_FOREIGN_KEEP_MAX - DH_FOREIGN_KEEP;
+    return DH_FOREIGN_KEEP + (more < room ? more : room);
+}
 
 /* ---- recycling: retired pages become the producer's next ones -----------
  *
@@ -1150,7 +1168,7 @@ DH_INLINE void release_block(dh_heap_t *h, dh_heap_t *owner, uintptr_t p,
         int c = s - DH_ST_LIVE;
         DH_ASSERT("I1", h->class_set == owner->class_set);
         uint8_t *st = dh_state_at(owner, p);
-        if (h->foreign_bytes + dh_class_bytes(h, c) <= DH_FOREIGN_KEEP)
+        if (h->foreign_bytes + dh_class_bytes(h, c) <= foreign_keep(h))
             dh_fast_free(h, p, st, c);
         else
             retire_class(h, owner, p, st, c);
@@ -1234,8 +1252,7 @@ void *dh_proc_realloc(void *ptr, size_t n, const char *call) {
         if (n == 0) {
             release_block(c.h, owner, p, s);
         } else if (dh_st_is_live_class(s) &&
-                   dh_class_keeps(c.h, s - DH_ST_LIVE,
-                                  dh_heap_class_of(c.h, n), n)) {
+                   dh_class_keeps(c.h, s - DH_ST_LIVE, n)) {
             q = ptr; /* the class still fits: it stays where it is */
         } else if ((q = dh_realloc_new(c.h, s, old, n)) != NULL) {
             memcpy(q, ptr, old < n ? old : n);

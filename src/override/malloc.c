@@ -129,7 +129,7 @@ EXPORT void *realloc(void *ptr, size_t n) {
     if (b != NULL && n != 0 && n <= DH_MAX_CLASS_SIZE) {
         int c = b->live_state - DH_ST_LIVE;
         size_t old = dh_bin_size(b);
-        if (dh_class_keeps(h, c, dh_heap_class_of(h, n), n)) return ptr;
+        if (dh_class_keeps(h, c, n)) return ptr;
         if (!dh_realloc_to_large(old, n)) {
             void *q = lean_malloc(dh_realloc_want(old, n));
             if (q == NULL) return NULL; /* ENOMEM; ptr is untouched */

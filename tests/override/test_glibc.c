@@ -14,6 +14,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -304,6 +305,80 @@ static void test_realloc_grows_in_place(void **state) {
     if (getenv("DH_TEST_MEMCHECK") == NULL) assert_in_range(moves_large, 0, 3);
 }
 
+/* realloc's in-place rule through the drop-in (docs/DESIGN.md, "realloc"):
+ * a class block stays where it is exactly when the new size still fits it
+ * and is in its class or more than half of it.  Every class of the set in
+ * force (found by malloc_usable_size), every new size from 1 to one past
+ * the block; under memcheck, which is slow, the edges of the rule only. */
+static void test_realloc_class_rule(void **state) {
+    (void)state;
+    bool all = getenv("DH_TEST_MEMCHECK") == NULL;
+    size_t classes = 0;
+    for (size_t k = 1; k <= 65536; classes++) {
+        void *c = malloc(k);
+        assert_non_null(c);
+        size_t size = malloc_usable_size(c);
+        free(c);
+        assert_true(size >= k);
+        for (size_t n = 1; n <= size + 1; n++) {
+            if (!all && n != 1 && n != size / 2 && n != size / 2 + 1 &&
+                n != size && n != size + 1)
+                continue;
+            void *m = malloc(n); /* the class of n */
+            assert_non_null(m);
+            size_t of_n = malloc_usable_size(m);
+            free(m);
+            bool stays = n <= size && (of_n == size || 2 * n > size);
+            void *p = malloc(size);
+            assert_non_null(p);
+            void *q = realloc_fn(p, n);
+            assert_non_null(q);
+            if (stays != (q == p))
+                fail_msg("realloc(%zu-byte block, %zu) %s", size, n,
+                         stays ? "moved" : "stayed");
+            free(q);
+        }
+        k = size + 1;
+    }
+    assert_true(classes >= 13); /* the spec set has 13, the fine set more */
+}
+
+/* realloc of another thread heap's large block (docs/DESIGN.md, "realloc"
+ * and "Cross-thread free"): it moves into the resizing thread's heap, even
+ * where its page count stays, contents kept; no thread resizes the pages
+ * of a range that is not its own.  There, it grows in place. */
+enum { LARGE = 100000 }; /* 25 pages */
+static void *resizer(void *arg) {
+    unsigned char *r = realloc_fn(arg, 25 * 4096); /* the same 25 pages */
+    if (r == NULL || r == arg) return NULL;
+    for (size_t i = 0; i < LARGE; i++) /* before it is freed again */
+        if (r[i] != (unsigned char)(i % 251)) return NULL;
+    /* at its top; the valgrind-aware build never resizes in place */
+    unsigned char *g = realloc_fn(r, 27 * 4096);
+    return g == r || (g != NULL && getenv("DH_TEST_MEMCHECK") != NULL) ? g
+                                                                       : NULL;
+}
+
+static void test_realloc_other_large(void **state) {
+    (void)state;
+    void *(*heap_of)(const void *) =
+        (void *(*)(const void *))dlsym(RTLD_DEFAULT, "dh_heap_of");
+    assert_non_null(heap_of);
+    unsigned char *p = malloc(LARGE);
+    assert_non_null(p);
+    for (size_t i = 0; i < LARGE; i++) p[i] = (unsigned char)(i % 251);
+    pthread_t t;
+    unsigned char *r;
+    assert_int_equal(pthread_create(&t, NULL, resizer, p), 0);
+    assert_int_equal(pthread_join(t, (void **)&r), 0);
+    assert_non_null(r); /* NULL: moved wrongly, or its bytes changed */
+    assert_ptr_not_equal(r, p);
+    assert_ptr_not_equal(heap_of(r), heap_of(p));
+    for (size_t i = 0; i < LARGE; i++)
+        if (r[i] != (unsigned char)(i % 251)) fail_msg("byte %zu changed", i);
+    free(r);
+}
+
 static void test_malloc_zero_unique(void **state) {
     (void)state;
     enum { N = 200 };
@@ -543,6 +618,8 @@ int main(void) {
         cmocka_unit_test(test_realloc_null_and_zero),
         cmocka_unit_test(test_realloc_keeps_contents),
         cmocka_unit_test(test_realloc_grows_in_place),
+        cmocka_unit_test(test_realloc_class_rule),
+        cmocka_unit_test(test_realloc_other_large),
         cmocka_unit_test(test_malloc_zero_unique),
         cmocka_unit_test(test_usable_size),
         cmocka_unit_test(test_class_set_option),
