@@ -247,9 +247,10 @@ DH_API DH_NODISCARD void *dh_heap_calloc(dh_heap_t *heap, size_t count,
  * fits a class block and is more than half of it, or when a large block
  * resized to n >= 2 KiB fits its pages, the top of the heap or a free
  * right neighbour; otherwise allocate, copy, free, where a class block
- * that grows to 4 KiB or more becomes a large block of whole pages (which
- * later growth extends in place), one that grows less gets room for half
- * as much again (the class of max(n, 1.5 x its size)), and a large block
+ * that grows to 4 KiB or more, or whose 1.5 x its size is 4 KiB or more,
+ * becomes a large block of whole pages (which later growth extends in
+ * place), one that grows less gets room for half as much again (the class
+ * of max(n, 1.5 x its size)), and a large block
  * resized to less than 2 KiB goes to a class.  The rule depends only on
  * the sizes and the heap's state: deterministic.  On failure returns NULL with
  * errno ENOMEM and leaves ptr untouched.  An invalid ptr is reported through

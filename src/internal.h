@@ -615,15 +615,20 @@ DH_INLINE size_t dh_realloc_want(size_t old, size_t n) {
     if (n <= old || n > DH_MAX_CLASS_SIZE || roomy <= n) return n;
     return roomy < DH_MAX_CLASS_SIZE ? roomy : DH_MAX_CLASS_SIZE;
 }
-/* A class block that realloc must grow to n >= DH_REALLOC_LARGE bytes
- * moves into a large block (whole pages), which later growth extends in
- * place into the top of the heap or a free right neighbour; a large block
- * resized to n >= DH_REALLOC_LARGE / 2 stays large (in place when it can).
- * So a buffer grown in small steps is copied up to 4 KiB and, where it
- * has room, never after.  Deterministic: a function of the sizes. */
+/* A class block of `old` bytes that realloc must grow to n moves into a
+ * large block (whole pages) when n or the room it would get in a class
+ * (dh_realloc_want: old + old / 2) is DH_REALLOC_LARGE bytes or more;
+ * later growth extends it in place into the top of the heap or a free
+ * right neighbour.  A large block resized to n >= DH_REALLOC_LARGE / 2
+ * stays large (in place when it can).  So a buffer grown in small steps is
+ * copied while it is under 2,731 bytes and, where it has room, never
+ * after; and one page (4 KiB) holds it where the class with room would
+ * have been 4,368 or 4,672 bytes.  Deterministic: a function of the
+ * sizes. */
 #define DH_REALLOC_LARGE ((size_t)4096)
 DH_INLINE bool dh_realloc_to_large(size_t old, size_t n) {
-    return n > old && n >= DH_REALLOC_LARGE;
+    return n > old && (n >= DH_REALLOC_LARGE ||
+                       old + old / 2 >= DH_REALLOC_LARGE);
 }
 DH_INLINE bool dh_realloc_stays_large(size_t n) {
     return n >= DH_REALLOC_LARGE / 2;

@@ -244,6 +244,53 @@ static void test_realloc_large_rule(void **state) {
     }
 }
 
+/* realloc's room rule at the large threshold (docs/DESIGN.md, "realloc"):
+ * a class block below 4 KiB that must grow moves into a large block of one
+ * page when the room a class would give it (1.5x its size) reaches 4 KiB,
+ * and that page then grows in place at the top; with less room it moves
+ * to the class with room, which a growth past that class moves again.
+ * Every class below 4 KiB of both sets, grown by one byte. */
+static void test_realloc_room_rule(void **state) {
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    skip(); /* the ASan build never resizes large blocks in place */
+#endif
+    for (size_t k = 0; k < 2; k++) {
+        dh_heap_t *h = set_heap(kSets[k]);
+        int count = dh_class_set_count(kSets[k]);
+        int paged = 0;
+        for (int c = 0; c < count; c++) {
+            size_t size = dh_class_set_size(kSets[k], c);
+            if (size >= 4096) continue;
+            unsigned char *p = dh_heap_malloc(h, size);
+            memset(p, 0x3c, size);
+            unsigned char *q = dh_heap_realloc(h, p, size + 1);
+            assert_non_null(q);
+            assert_ptr_not_equal(q, p);
+            for (size_t i = 0; i < size; i++) assert_int_equal(q[i], 0x3c);
+            size_t room = size + size / 2;
+            if (room >= 4096) { /* one page, at the top: grows in place */
+                paged++;
+                assert_int_equal(dh_usable_size(q), 4096);
+                assert_ptr_equal(dh_heap_realloc(h, q, 9000), q);
+                assert_int_equal(dh_usable_size(q), 12288);
+            } else {
+                assert_int_equal(dh_usable_size(q), set_usable(kSets[k], room));
+                size_t u = dh_usable_size(q);
+                unsigned char *r = dh_heap_realloc(h, q, u + 1);
+                assert_ptr_not_equal(r, q);
+                q = r;
+            }
+            dh_heap_free(h, q);
+        }
+        /* the fine set has 3072 and 3584 under 4 KiB with room past it;
+         * the spec set none (2048 + 1024 < 4096) */
+        assert_int_equal(paged, kSets[k] == DH_CLASSES_FINE ? 2 : 0);
+        CORE_CHECK(h);
+        dh_heap_destroy(h);
+    }
+}
+
 /* One live block of every class: by_class has each set's classes, and the
  * spec-shaped `classes` array sums them by the spec class of their size. */
 static void test_stats_by_class(void **state) {
@@ -391,6 +438,7 @@ int main(void) {
         cmocka_unit_test(test_aligned_each_set),
         cmocka_unit_test(test_realloc_rule),
         cmocka_unit_test(test_realloc_large_rule),
+        cmocka_unit_test(test_realloc_room_rule),
         cmocka_unit_test(test_stats_by_class),
         cmocka_unit_test(test_report_names_fine_class),
         cmocka_unit_test(test_spans_move_between_classes),
