@@ -88,8 +88,10 @@ DH_API int dh_size_class(size_t n);
  * malloc's default (DETHEAP_CLASSES): 59 classes, 16-byte steps up to
  * 256 B, 8 classes per doubling up to 2 KiB, 4 up to 4 KiB, then the
  * sizes that cut a 64 KiB span into 15, 14, .. 1 blocks (4368 B .. 64 KiB);
- * a request of n > 128 bytes gets at most 1.25 n (docs/DESIGN.md, "Class
- * sets").  Both sets are deterministic: a heap's addresses are a pure
+ * a request of 128 < n <= 16384 bytes costs at most about 1.25 n of memory,
+ * above that 2 n (docs/DESIGN.md, "Class sets": 10,913..12,288 and
+ * 16,385..20,480 bytes take the page-aligned 16 and 32 KiB classes, of
+ * which only the pages written are backed).  Both sets are deterministic: a heap's addresses are a pure
  * function of its calls and its set.  DH_CLASSES_MAX bounds every set. */
 typedef enum dh_class_set {
     DH_CLASSES_SPEC = 0,

@@ -439,7 +439,9 @@ DH_HIDDEN extern const uint8_t dh_fine_class[DH_FINE_TABLE];
 DH_INLINE int dh_fine_class_of(size_t n) {
     if (DH_LIKELY(n <= 16384)) return dh_fine_class[(n + 15) >> 4];
     if (n > DH_MAX_CLASS_SIZE) return -1;
-    return n <= 21840 ? 56 : n <= 32768 ? 57 : 58;
+    /* 16,385..20,480 B: five pages of the page-aligned 32 KiB class cost
+     * less memory than the 21,840 class (sizeclass.c) */
+    return n <= 20480 ? 57 : n <= 21840 ? 56 : n <= 32768 ? 57 : 58;
 }
 /* The class of h's set serving n bytes, or -1 (a large block). */
 DH_INLINE int dh_heap_class_of(const dh_heap_t *h, size_t n) {

@@ -11,11 +11,17 @@
  * bytes for k = 15 .. 1 blocks per span (4368, 4672, .. 21840, 32768,
  * 65536 B), so that a span of those classes wastes less than 16 bytes a
  * block.  One table indexed by size / 16 (rounded up) for sizes up to
- * 16 KiB, two compares above.  Worst case, a request of n bytes with
- * 128 < n <= 2048 gets a block of at most 1.125 n, with 2048 < n <= 16384
- * about 1.25 n (2049 -> 2560; 13105 -> 16384 is 1.2502 n), above 16 KiB 2 n
- * (32769 -> 65536; the spec set: 4 n, 16385 -> 65536).  Pages of a block
- * that the program never writes are never backed by memory.
+ * 16 KiB, three compares above.  Each size takes the smallest class that
+ * holds it, but two ranges: 10,913..12,288 bytes take the 16 KiB class and
+ * 16,385..20,480 the 32 KiB one.  Those classes' blocks are page-aligned,
+ * and pages of a block that the program never writes are never backed by
+ * memory, so such a request costs its whole pages (3 or 5), less than the
+ * next class (13,104 or 21,840 bytes, whose blocks share pages with their
+ * neighbours).  Worst case, a request of n bytes with 128 < n <= 2048 gets
+ * a block of at most 1.125 n, with 2048 < n <= 16384 about 1.25 n of
+ * memory (2049 -> 2560; 13105 -> 16384 is 1.2502 n; 10913 -> 12288 bytes
+ * of pages, 1.126 n, in a block of 16384, 1.5 n of address space), above
+ * 16 KiB 2 n (32769 -> 65536; the spec set: 4 n, 16385 -> 65536).
  */
 #include "internal.h"
 
@@ -64,7 +70,8 @@ const uint8_t dh_fine_class[DH_FINE_TABLE] = {
     [129 ... 160] = 40, [161 ... 192] = 41, [193 ... 224] = 42, [225 ... 256] = 43,
     [257 ... 273] = 44, [274 ... 292] = 45, [293 ... 315] = 46, [316 ... 341] = 47,
     [342 ... 372] = 48, [373 ... 409] = 49, [410 ... 455] = 50, [456 ... 512] = 51,
-    [513 ... 585] = 52, [586 ... 682] = 53, [683 ... 819] = 54, [820 ... 1024] = 55,
+    [513 ... 585] = 52, [586 ... 682] = 53, [683 ... 768] = 55, [769 ... 819] = 54, [820 ... 1024] = 55,
+    /* 683 .. 768: 10,913..12,288 B take the 16 KiB class, not 13,104 */
 };
 
 size_t dh_class_size(int c) {

@@ -10,6 +10,9 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static const dh_class_set_t kSets[] = {DH_CLASSES_SPEC, DH_CLASSES_FINE};
 
@@ -160,7 +163,7 @@ static void test_realloc_rule(void **state) {
                 char *p = dh_heap_malloc(h, size);
                 if (edge) memset(p, 0x5c, size);
                 int nc = dh_class_set_of(kSets[k], n);
-                bool stays = nc == c || (nc >= 0 && nc < c && 2 * n > size);
+                bool stays = n <= size && (nc == c || 2 * n > size);
                 char *q = dh_heap_realloc(h, p, n);
                 assert_non_null(q);
                 if (stays != (q == p))
@@ -371,6 +374,56 @@ static void test_spans_move_between_classes(void **state) {
     assert_int_equal(s1, s3);
 }
 
+/* Resident pages of [p, p + n) (n a multiple of 4 KiB). */
+static size_t resident_pages(const void *p, size_t n) {
+    unsigned char v[16];
+    assert_true(n / 4096 <= sizeof v);
+    assert_int_equal(mincore((void *)p, n, v), 0);
+    size_t in = 0;
+    for (size_t i = 0; i < n / 4096; i++) in += v[i] & 1;
+    return in;
+}
+
+/* The system backs anonymous memory with huge pages unasked. */
+static bool thp_always(void) {
+    char buf[128] = {0};
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (f == NULL) return false;
+    bool always = fgets(buf, sizeof buf, f) != NULL &&
+                  strstr(buf, "[always]") != NULL;
+    fclose(f);
+    return always;
+}
+
+/* The fine set's two page ranges (docs/DESIGN.md, "Class sets"):
+ * 10,913..12,288 bytes take the page-aligned 16 KiB class and
+ * 16,385..20,480 bytes the 32 KiB one, and a block written up to its
+ * request size has only those pages backed (3 of 4, 5 of 8): less memory
+ * than the 13,104 and 21,840 classes' blocks, which share pages. */
+static void test_page_classes_back_written_pages(void **state) {
+    (void)state;
+    if (thp_always() || sysconf(_SC_PAGESIZE) != 4096) skip();
+    static const size_t n[] = {10913, 11200, 12288, 16385, 17000, 20480};
+    static const size_t usable[] = {16384, 16384, 16384, 32768, 32768, 32768};
+    dh_heap_t *h = set_heap(DH_CLASSES_FINE);
+    for (size_t k = 0; k < sizeof n / sizeof n[0]; k++) {
+        for (int i = 0; i < 8; i++) { /* fresh blocks, written in full */
+            unsigned char *p = dh_heap_malloc(h, n[k]);
+            assert_non_null(p);
+            assert_int_equal(dh_usable_size(p), usable[k]);
+            assert_int_equal((uintptr_t)p % 4096, 0);
+            memset(p, 0x6e, n[k]);
+            assert_int_equal(resident_pages(p, usable[k]), (n[k] + 4095) / 4096);
+        }
+    }
+    /* one byte more or less: the smallest class that holds it */
+    assert_int_equal(dh_usable_size(dh_heap_malloc(h, 10912)), 10912);
+    assert_int_equal(dh_usable_size(dh_heap_malloc(h, 12289)), 13104);
+    assert_int_equal(dh_usable_size(dh_heap_malloc(h, 20481)), 21840);
+    CORE_CHECK(h);
+    dh_heap_destroy(h);
+}
+
 static char last_message[256];
 static int reports;
 static void remember(const dh_error_t *e, void *user) {
@@ -439,6 +492,7 @@ int main(void) {
         cmocka_unit_test(test_realloc_rule),
         cmocka_unit_test(test_realloc_large_rule),
         cmocka_unit_test(test_realloc_room_rule),
+        cmocka_unit_test(test_page_classes_back_written_pages),
         cmocka_unit_test(test_stats_by_class),
         cmocka_unit_test(test_report_names_fine_class),
         cmocka_unit_test(test_spans_move_between_classes),

@@ -85,12 +85,19 @@ static void test_fine_every_size(void **state) {
     (void)state;
     fine_sizes();
     assert_int_equal(nfine, 59);
+    assert_int_equal(fine[55], 16384);
+    assert_int_equal(fine[57], 32768);
     assert_int_equal(dh_class_set_count(DH_CLASSES_FINE), nfine);
     assert_int_equal(dh_class_set_count(DH_CLASSES_SPEC), DH_NUM_CLASSES);
     int c = 0;
     for (size_t n = 0; n <= 65537; n++) {
         while (c < nfine && fine[c] < n) c++;
         int want = c < nfine ? c : -1;
+        /* the smallest class that holds n, but whole pages of the
+         * page-aligned 16 and 32 KiB classes for these (docs/DESIGN.md,
+         * "Class sets") */
+        if (n > 10912 && n <= 12288) want = 55;
+        if (n > 16384 && n <= 20480) want = 57;
         int got = dh_class_set_of(DH_CLASSES_FINE, n);
         if (got != want)
             fail_msg("dh_class_set_of(FINE, %zu) = %d, want %d", n, got, want);
