@@ -91,8 +91,8 @@ DH_API int dh_size_class(size_t n);
  * a request of 128 < n <= 16384 bytes costs at most about 1.25 n of memory,
  * above that 2 n (docs/DESIGN.md, "Class sets": 10,913..12,288 and
  * 16,385..20,480 bytes take the page-aligned 16 and 32 KiB classes, of
- * which only the pages written are backed).  Both sets are deterministic: a heap's addresses are a pure
- * function of its calls and its set.  DH_CLASSES_MAX bounds every set. */
+ * which only the pages written are backed).  Both sets are deterministic:
+ * a heap's addresses are a pure function of its calls and its set.  DH_CLASSES_MAX bounds every set. */
 typedef enum dh_class_set {
     DH_CLASSES_SPEC = 0,
     DH_CLASSES_FINE = 1

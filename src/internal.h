@@ -596,16 +596,16 @@ DH_HIDDEN uint64_t dh_heap_live_bytes(const dh_heap_t *h);
 /* Add the figures of one class of a heap's set (by_class) into the spec
  * class of its size (classes[]), as dh_stats_t promises. */
 DH_HIDDEN void dh_stats_fold(dh_stats_t *s, const dh_class_stats_t *cs);
-/* realloc's rule for a class-c block resized to n bytes (class nc, -1 for
- * a large size): it stays where it is when n still fits it and it would
- * not be in a class of less than half its size.  Deterministic: a
- * function of c, n (> 0) and the set.  Found with no class lookup but
- * where n is at most half the block (n's class is c itself only in the
- * spec set's 64 KiB class, whose smaller neighbour is 16 KiB). */
+/* realloc's rule for a class-c block resized to n bytes: it stays where it
+ * is when n still fits it and is more than half of it, or n's class is c.
+ * Deterministic: a function of c, n (> 0) and the set.  Found with no class
+ * lookup but where n is at most half the block (n's class is c itself
+ * then only in the spec set's 64 KiB class, whose smaller neighbour is
+ * 16 KiB). */
 DH_INLINE bool dh_class_keeps(const dh_heap_t *h, int c, size_t n) {
     size_t size = dh_class_bytes(h, c);
     if (n > size) return false;    /* a larger class, or a large size */
-    if (2 * n > size) return true; /* c, or a class less than half of c */
+    if (2 * n > size) return true; /* more than half of it: it stays */
     return dh_heap_class_of(h, n) == c;
 }
 /* What realloc asks for when a class block of `old` bytes must move to

@@ -56,6 +56,13 @@ static uint64_t *tail_word(dh_heap_t *h, uintptr_t end) {
     return (uint64_t *)(void *)(dh_state_at(h, end) - DH_TAIL_BYTES);
 }
 
+/* The same word found from the block's head state bytes st, for a block of
+ * `pages` pages (no state-map lookup). */
+static uint64_t *tail_word_at(uint8_t *st, uint64_t pages) {
+    uintptr_t g = pages_bytes(pages) >> DH_GRANULE_SHIFT;
+    return (uint64_t *)(void *)(st + g - DH_TAIL_BYTES);
+}
+
 static void tail_write(uint64_t *w, uint64_t pages) {
     __atomic_store_n(w, tag_bytes(pages), __ATOMIC_RELAXED);
 }
@@ -524,12 +531,9 @@ bool dh_large_repage(dh_heap_t *h, uintptr_t p, uint8_t *st, uint64_t have,
         }
     }
     /* the head stays live; the tags move to the new end */
-    uintptr_t g = pages_bytes(have) >> DH_GRANULE_SHIFT;
-    __atomic_store_n((uint64_t *)(void *)(st + g - DH_TAIL_BYTES), (uint64_t)0,
-                     __ATOMIC_RELAXED);
+    __atomic_store_n(tail_word_at(st, have), (uint64_t)0, __ATOMIC_RELAXED);
     tag_write(st + 1, want);
-    g = pages_bytes(want) >> DH_GRANULE_SHIFT;
-    tail_write((uint64_t *)(void *)(st + g - DH_TAIL_BYTES), want);
+    tail_write(tail_word_at(st, want), want);
     if (want < have) give_back(&T, p + pages_bytes(want), have - want);
     h->large_live_bytes += pages_bytes(want) - pages_bytes(have);
     h->live_bytes += pages_bytes(want) - pages_bytes(have);

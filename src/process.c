@@ -877,9 +877,8 @@ static void inbox_drain(dh_heap_t *h) {
 
 /* What h may keep of other ranges' free blocks when it frees a class block:
  * DH_FOREIGN_KEEP, plus half of the class blocks of other ranges it has
- * handed out again, up to
- * DH_FOREIGN_KEEP_MAX.  A thread that only frees other threads' blocks (a
- * consumer) keeps 1 MiB; one that reuses them (larson's threads, which
+ * handed out again, up to DH_FOREIGN_KEEP_MAX.  A thread that only frees
+ * other threads' blocks (a consumer) keeps 1 MiB; one that reuses them (larson's threads, which
  * free about as many of each other's blocks as they allocate) keeps more,
  * and retires fewer: every retired block leaves a hole in a span that
  * goes back to the OS only once all of its blocks are retired, so
